@@ -1,0 +1,1 @@
+"""Exporters that turn Keras models into Reusable SavedModels (installed as ``hubkit.exporters``)."""

@@ -1,0 +1,30 @@
+"""hubkit: export, check, fine-tune and share Reusable TensorFlow SavedModels.
+
+Public names are imported lazily so that `import hubkit` (and the CLI's
+`--help`) stays fast and only pulls in Keras when a Keras feature is used.
+"""
+
+import importlib
+from typing import Any
+
+from hubkit.errors import HubkitError, UsageError
+from hubkit.version import __version__
+
+# public name -> module that defines it
+_PUBLIC = {
+    "ReusableModule": "hubkit.reusable",
+    "write_metadata": "hubkit.metadata",
+    "read_metadata": "hubkit.metadata",
+}
+
+__all__ = sorted(["HubkitError", "UsageError", "__version__", *_PUBLIC])
+
+
+def __getattr__(name: str) -> Any:
+  if name in _PUBLIC:
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
+  raise AttributeError(f"module 'hubkit' has no attribute {name!r}")
+
+
+def __dir__():
+  return __all__

@@ -1,0 +1,93 @@
+"""The `hubkit` command line: one sub-command per job.
+
+Each sub-command lives in `hubkit/commands/<name>.py`, defines its absl flags
+on its own `FLAGS = flags.FlagValues()` and a `main(args) -> int` that calls
+one public library function. This file only dispatches, parses flags and turns
+expected errors into one-line messages with a non-zero exit code.
+"""
+
+import importlib
+import os
+import sys
+from typing import List, Optional
+
+# TensorFlow's C++ start-up chatter would bury the one-line messages this
+# tool promises; users can still opt back in by setting the variable.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags  # pylint: disable=g-import-not-at-top
+from absl import logging
+
+from hubkit.errors import HubkitError, UsageError
+
+# name -> (module under hubkit.commands, one-line summary). Order is help order.
+COMMANDS = {
+    "demo": ("demo", "Run the main job end to end on the bundled digits example."),
+    "export-module": ("export_module", "Export a module from the hubkit module library by name."),
+    "export-keras": ("export_keras", "Cut a piece out of a Keras model and export it as a Reusable SavedModel."),
+}
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _usage() -> str:
+  width = max(len(name) for name in COMMANDS)
+  lines = ["usage: hubkit <command> [--flags] [args]", "", "commands:"]
+  lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+  lines += ["", "Run 'hubkit <command> --help' for the flags of one command."]
+  return "\n".join(lines)
+
+
+def _command_help(name: str, command) -> str:
+  doc = (command.__doc__ or "").strip()
+  return f"usage: hubkit {name} [--flags]\n\n{doc}\n\nflags:\n{command.FLAGS.get_help()}"
+
+
+def _error(prefix: str, message: str, code: int) -> int:
+  first_line = " ".join(str(message).split())
+  print(f"{prefix}: error: {first_line}", file=sys.stderr)
+  return code
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  """Runs one hubkit command and returns its exit code.
+
+  Args:
+    argv: the full command line, program name first; defaults to sys.argv.
+
+  Returns:
+    0 on success, 1 when the job failed, 2 when it could not run (bad
+    command, flag or path).
+  """
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    print(_usage())
+    return EXIT_OK if len(argv) >= 2 else EXIT_USAGE
+  name = argv[1]
+  if name not in COMMANDS:
+    return _error("hubkit", f"unknown command {name!r}; valid commands: "
+                  f"{', '.join(COMMANDS)}.", EXIT_USAGE)
+  command = importlib.import_module(f"hubkit.commands.{COMMANDS[name][0]}")
+  prefix = f"hubkit {name}"
+  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[2:]):
+    print(_command_help(name, command))
+    return EXIT_OK
+  try:
+    args = command.FLAGS([prefix] + argv[2:])[1:]
+  except flags.Error as e:
+    return _error(prefix, f"{e}. Run '{prefix} --help' for the valid flags.", EXIT_USAGE)
+  logging.use_absl_handler()
+  logging.set_verbosity(logging.INFO)
+  try:
+    return command.main(args)
+  except UsageError as e:
+    return _error(prefix, str(e), EXIT_USAGE)
+  except HubkitError as e:
+    return _error(prefix, str(e), EXIT_FAILURE)
+  except KeyboardInterrupt:
+    return _error(prefix, "interrupted; nothing partial was left behind.", 130)
+
+
+def run() -> None:
+  """Console-script entry point."""
+  sys.exit(main())

@@ -1,0 +1,95 @@
+"""Provenance of an export, kept in ``assets.extra/hubkit.json``.
+
+``assets.extra`` is inside the tfhub.dev allow-list and is ignored by the
+SavedModel loader, so the metadata travels with the module without changing
+how it loads.
+"""
+
+import hashlib
+import json
+import os
+import platform
+from typing import Any, Dict, Mapping, Optional
+
+import tensorflow as tf
+
+from hubkit import layout
+from hubkit.errors import UsageError
+from hubkit.version import __version__
+
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: str, chunk_size: int = 1 << 20) -> str:
+  """Returns the hex sha256 of a file, read in chunks to keep memory flat."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(chunk_size), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def spec_to_json(structure: Any) -> Any:
+  """Turns a nest of `tf.TensorSpec`s (or tensors) into JSON-ready values."""
+  def one(spec):
+    return {"dtype": spec.dtype.name,
+            "shape": None if spec.shape.rank is None else spec.shape.as_list()}
+  return tf.nest.map_structure(one, structure)
+
+
+def _keras_versions() -> Dict[str, Optional[str]]:
+  versions = {}
+  for name in ("keras", "tf_keras"):
+    try:
+      versions[name] = __import__(name).__version__
+    except ImportError:
+      versions[name] = None
+  return versions
+
+
+def write_metadata(export_dir: str, info: Mapping[str, Any]) -> Dict[str, Any]:
+  """Writes ``assets.extra/hubkit.json`` into a finished SavedModel directory.
+
+  Args:
+    export_dir: the SavedModel root; all its files must already be written.
+    info: export-specific fields (source, inputs, outputs, ...), merged into
+      the record.
+
+  Returns:
+    The record written, including the sha256 of every other file.
+  """
+  record = {
+      "format_version": FORMAT_VERSION,
+      "hubkit_version": __version__,
+      "tensorflow_version": tf.__version__,
+      **{f"{k}_version": v for k, v in _keras_versions().items()},
+      "python_version": platform.python_version(),
+  }
+  record.update(info)
+  record["files"] = {
+      rel: sha256_file(os.path.join(export_dir, rel))
+      for rel in layout.iter_files(export_dir)
+      if rel != layout.METADATA_RELPATH.replace(os.sep, "/")}
+  path = os.path.join(export_dir, layout.METADATA_RELPATH)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(record, f, indent=2, sort_keys=True)
+    f.write("\n")
+  return record
+
+
+def read_metadata(export_dir: str) -> Optional[Dict[str, Any]]:
+  """Returns the hubkit metadata of an export, or None if it has none.
+
+  Raises:
+    UsageError: the file exists but is not valid JSON.
+  """
+  path = os.path.join(export_dir, layout.METADATA_RELPATH)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise UsageError(f"{path} is not valid JSON ({e}); re-export the module "
+                     "or delete the file.") from e

@@ -1,0 +1,1 @@
+"""Ready-made Reusable SavedModel modules (installed as ``hubkit.modules``)."""

@@ -1,0 +1,17 @@
+"""Shared pytest set-up: quiet TensorFlow, two logical CPUs, session fixtures."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+# Two logical CPU devices let tf.distribute.MirroredStrategy tests run on this
+# machine; it must be configured before TensorFlow initialises its devices.
+_cpus = tf.config.list_physical_devices("CPU")
+if _cpus and len(tf.config.list_logical_devices("CPU")) < 2:
+  try:
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+  except RuntimeError:
+    pass  # Already initialised by an earlier import; tests needing 2 devices skip.
