@@ -15,6 +15,11 @@ _PUBLIC = {
     "ReusableModule": "hubkit.reusable",
     "write_metadata": "hubkit.metadata",
     "read_metadata": "hubkit.metadata",
+    "load_weights": "hubkit.weights",
+    "export_module": "hubkit.modules",
+    "build_module": "hubkit.modules",
+    "export_keras_submodel": "hubkit.exporters.keras_submodel",
+    "load_keras_model": "hubkit.exporters.sources",
 }
 
 __all__ = sorted(["HubkitError", "UsageError", "__version__", *_PUBLIC])

@@ -30,6 +30,42 @@ COMMANDS = {
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+def _start_tensorflow(logical_cpus: int) -> None:
+  """Imports TensorFlow and initialises its devices with stderr muted.
+
+  TensorFlow's C++ core writes start-up notes (oneDNN, CUDA probing) straight
+  to file descriptor 2 before any logging is configured; no environment
+  variable silences all of them, and they would bury the one-line messages
+  this tool promises. Python exceptions still propagate.
+
+  Args:
+    logical_cpus: split the CPU into this many logical devices (commands
+      that exercise tf.distribute need two); 1 leaves it as is.
+  """
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    cpus = tf.config.list_physical_devices("CPU")
+    if logical_cpus > 1 and cpus:
+      tf.config.set_logical_device_configuration(
+          cpus[0], [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+    tf.config.list_logical_devices()
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+  tf.get_logger().setLevel("ERROR")
+
+
+def _hide_library_info(record) -> bool:
+  """Keeps hubkit's progress messages but drops TensorFlow's and Keras' INFO lines."""
+  if record.levelno >= logging.converter.STANDARD_WARNING:
+    return True
+  return not any(f"{os.sep}{lib}{os.sep}" in record.pathname
+                 for lib in ("tensorflow", "tf_keras", "keras", "tensorflow_hub"))
+
+
 def _usage() -> str:
   width = max(len(name) for name in COMMANDS)
   lines = ["usage: hubkit <command> [--flags] [args]", "", "commands:"]
@@ -78,6 +114,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return _error(prefix, f"{e}. Run '{prefix} --help' for the valid flags.", EXIT_USAGE)
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_hide_library_info)
+  _start_tensorflow(getattr(command, "LOGICAL_CPUS", 1))
   try:
     return command.main(args)
   except UsageError as e:

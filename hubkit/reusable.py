@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from hubkit import _trackables
 from hubkit import metadata
 from hubkit.atomic import atomic_directory
 from hubkit.errors import UsageError
@@ -166,18 +167,21 @@ class ReusableModule(tf.train.Checkpoint):
     """
     if self._hubkit_built:
       return
-    seen, variables = set(), []
-    for concrete in self._concrete_calls():
-      for variable in concrete.variables:
-        if id(variable) not in seen:
-          seen.add(id(variable))
-          variables.append(variable)
+    read = {id(v): v for concrete in self._concrete_calls() for v in concrete.variables}
+    # List variables in a stable order (by default the order of the
+    # attributes that hold them), not in trace-capture order, which varies.
+    variables = [v for v in self._variable_order() if id(v) in read]
+    variables = list({id(v): v for v in variables + list(read.values())}.values())
     losses = [self._trace_regularizer(i, fn) for i, fn in enumerate(self.regularizers())]
     object.__setattr__(self, "_hubkit_built", True)
     self.variables = variables
     self.trainable_variables = [v for v in variables
                                 if v.trainable and id(v) not in self._hubkit_frozen]
     self.regularization_losses = losses
+
+  def _variable_order(self) -> List[tf.Variable]:
+    """Variables in the order `variables` should list them."""
+    return list(_trackables.variable_paths(self).values())
 
   @staticmethod
   def _trace_regularizer(index: int, fn: Callable[[], Any]) -> tf.types.experimental.GenericFunction:
@@ -246,8 +250,16 @@ class ReusableModule(tf.train.Checkpoint):
                                       "class": f"{type(self).__module__}.{type(self).__qualname__}"})}
     info.update(self.describe())
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
-      tf.saved_model.save(self, tmp,
-                          signatures={"serving_default": self.serving_function()})
+      self.save_saved_model(tmp)
       metadata.write_metadata(tmp, info)
     return os.path.abspath(export_dir)
 
+  def save_saved_model(self, directory: str) -> None:
+    """Writes the bare SavedModel (no hubkit metadata) into an empty directory.
+
+    Most callers want `export()`; this is the step exporters use when they
+    verify the SavedModel before writing metadata and committing it.
+    """
+    self.build()
+    tf.saved_model.save(self, directory,
+                        signatures={"serving_default": self.serving_function()})

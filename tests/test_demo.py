@@ -1,0 +1,29 @@
+"""End-to-end test of the main job on the bundled digits example."""
+
+import json
+import os
+
+import pytest
+
+from hubkit import cli
+from hubkit import layout
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path, capsys):
+  workdir = tmp_path / "demo"
+  assert cli.main(["hubkit", "demo", f"--workdir={workdir}", "--epochs=8", "--verbose=0"]) == 0
+  out = capsys.readouterr().out
+  module_dir = workdir / "feature_extractor"
+  assert str(module_dir) in out
+  assert (workdir / "classifier" / "saved_model.pb").exists()
+  assert layout.disallowed_paths(str(module_dir)) == []
+  with open(module_dir / layout.METADATA_RELPATH) as f:
+    record = json.load(f)
+  assert record["outputs"]["shape"] == [None, 32]
+  accuracies = {" ".join(line.split()[:-1]): float(line.split()[-1])
+                for line in out.splitlines() if line.startswith("  ") and "digits" in line}
+  assert len(accuracies) == 3
+  # Digits are easy: every stage must be far above the 20% chance level.
+  assert all(acc > 0.8 for acc in accuracies.values()), accuracies
+  assert not any(name.endswith(".tmp") for name in os.listdir(workdir))
