@@ -130,8 +130,9 @@ def _verify(export_dir: str, piece: Any, signature: Any, tolerance: float) -> Di
   inputs = _example_inputs(signature)
   if any(x is None for x in tf.nest.flatten(inputs)):
     logging.warning("parity not checked: the piece takes non-numeric inputs.")
-    return {"parity_max_abs_diff": None}
-  expected = tf.nest.flatten(piece(inputs, training=False))
+    return {"parity_max_abs_diff": None, "outputs": None}
+  outputs = piece(inputs, training=False)
+  expected = tf.nest.flatten(outputs)
   got = tf.nest.flatten(loaded(inputs, training=False))
   diff = max(float(np.max(np.abs(np.asarray(e) - np.asarray(g)))) if np.size(e) else 0.0
              for e, g in zip(expected, got))
@@ -139,7 +140,9 @@ def _verify(export_dir: str, piece: Any, signature: Any, tolerance: float) -> Di
     raise HubkitError(f"the export's outputs differ from the source piece by {diff:.3g} "
                       f"(tolerance {tolerance:g}); the piece may depend on Python state "
                       "that cannot be saved.")
-  return {"parity_max_abs_diff": diff}
+  output_specs = tf.nest.map_structure(
+      lambda t: tf.TensorSpec([None] + list(t.shape[1:]), tf.as_dtype(t.dtype)), outputs)
+  return {"parity_max_abs_diff": diff, "outputs": metadata.spec_to_json(output_specs)}
 
 
 def export_keras_submodel(model: Any, export_dir: str, input_layer: Optional[str] = None,

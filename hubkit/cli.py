@@ -108,10 +108,18 @@ def main(argv: Optional[List[str]] = None) -> int:
   if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[2:]):
     print(_command_help(name, command))
     return EXIT_OK
+  # Flags keep their values between parses; start each run from defaults so
+  # that in-process callers (tests, notebooks) get what they pass, no more.
+  for flag_name in command.FLAGS:
+    command.FLAGS[flag_name].unparse()
   try:
     args = command.FLAGS([prefix] + argv[2:])[1:]
   except flags.Error as e:
     return _error(prefix, f"{e}. Run '{prefix} --help' for the valid flags.", EXIT_USAGE)
+  # hubkit parses its own per-command flags; tell absl its global flags are
+  # settled so it does not warn about logging before flag parsing.
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_hide_library_info)

@@ -1,8 +1,10 @@
-"""Shared pytest set-up: quiet TensorFlow, two logical CPUs, session fixtures."""
+"""Shared pytest set-up: quiet TensorFlow, two logical CPUs, test helpers on the path."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(__file__))
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 

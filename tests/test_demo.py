@@ -23,7 +23,10 @@ def test_demo_end_to_end(tmp_path, capsys):
   assert record["outputs"]["shape"] == [None, 32]
   accuracies = {" ".join(line.split()[:-1]): float(line.split()[-1])
                 for line in out.splitlines() if line.startswith("  ") and "digits" in line}
-  assert len(accuracies) == 3
-  # Digits are easy: every stage must be far above the 20% chance level.
-  assert all(acc > 0.8 for acc in accuracies.values()), accuracies
+  assert len(accuracies) == 3, out
+  source, frozen, finetuned = accuracies.values()
+  # Chance is 20%; the digits are easy once features are learnt, and
+  # fine-tuning the reused module must beat keeping it frozen.
+  assert source > 0.9 and finetuned > 0.9 and frozen > 0.4, accuracies
+  assert finetuned > frozen, accuracies
   assert not any(name.endswith(".tmp") for name in os.listdir(workdir))

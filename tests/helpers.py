@@ -1,0 +1,35 @@
+"""Test helpers shared by several test files (imported as `helpers`)."""
+
+from typing import List, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+
+
+def fine_tune_through_hub(handle: str, x: np.ndarray, steps: int = 3,
+                          learning_rate: float = 0.05) -> dict:
+  """Fine-tunes `hub.KerasLayer(handle, trainable=True)` under a new head.
+
+  Returns:
+    The layer, its trainable and non-trainable weights before and after,
+    the model's regularization losses and the loss per step.
+  """
+  layer = hub.KerasLayer(handle, trainable=True)
+  inputs = tf_keras.Input(shape=x.shape[1:], dtype=tf.as_dtype(x.dtype) if x.dtype != object
+                          else tf.string)
+  outputs = tf_keras.layers.Dense(1)(layer(inputs))
+  model = tf_keras.Model(inputs, outputs)
+  model.compile(optimizer=tf_keras.optimizers.SGD(learning_rate), loss="mse")
+  before = [w.numpy().copy() for w in layer.trainable_weights]
+  frozen_before = [w.numpy().copy() for w in layer.non_trainable_weights]
+  target = np.linspace(-1.0, 1.0, len(x)).astype(np.float32)[:, None]
+  history = model.fit(x, target, epochs=steps, batch_size=len(x), verbose=0)
+  return {"layer": layer, "model": model, "before": before, "frozen_before": frozen_before,
+          "losses": history.history["loss"]}
+
+
+def moved(before: Sequence[np.ndarray], variables: Sequence[tf.Variable]) -> List[bool]:
+  """Whether each variable's value differs from its value in `before`."""
+  return [not np.allclose(b, v.numpy()) for b, v in zip(before, variables)]

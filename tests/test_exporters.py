@@ -1,0 +1,207 @@
+"""Tests for the Keras exporters: every source format, both Keras flavours."""
+
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+
+import helpers
+import hubkit
+from hubkit import cli
+from hubkit import layout
+
+L2 = 0.01
+
+
+def _tf_keras_model():
+  tf_keras.utils.set_random_seed(0)
+  inputs = tf_keras.Input((6,), name="x")
+  h = tf_keras.layers.Dense(8, activation="relu", name="hidden",
+                            kernel_regularizer=tf_keras.regularizers.L2(L2))(inputs)
+  h = tf_keras.layers.BatchNormalization(name="bn")(h)
+  h = tf_keras.layers.Dropout(0.3, name="drop")(h)
+  f = tf_keras.layers.Dense(4, activation="relu", name="features")(h)
+  return tf_keras.Model(inputs, tf_keras.layers.Dense(3, name="logits")(f), name="tk")
+
+
+def _keras3_model():
+  keras.utils.set_random_seed(0)
+  inputs = keras.Input((6,), name="x")
+  h = keras.layers.Dense(8, activation="relu", name="hidden",
+                         kernel_regularizer=keras.regularizers.L2(L2))(inputs)
+  h = keras.layers.BatchNormalization(name="bn")(h)
+  h = keras.layers.Dropout(0.3, name="drop")(h)
+  f = keras.layers.Dense(4, activation="relu", name="features")(h)
+  return keras.Model(inputs, keras.layers.Dense(3, name="logits")(f), name="k3")
+
+
+class SubclassedNet(keras.Model):
+
+  def __init__(self):
+    super().__init__()
+    self.dense = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(L2))
+
+  def call(self, x, training=False):
+    return self.dense(x)
+
+
+@pytest.fixture(scope="module")
+def models():
+  return {"tf_keras": _tf_keras_model(), "keras3": _keras3_model()}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, models):
+  """Every source format, each a (model argument, weights, reference model) triple."""
+  root = tmp_path_factory.mktemp("sources")
+  tk, k3 = models["tf_keras"], models["keras3"]
+  tk.save(str(root / "savedmodel"), save_format="tf", include_optimizer=False)
+  tk.save(str(root / "model.h5"))
+  k3.save(str(root / "model.keras"))
+  (root / "tk.json").write_text(tk.to_json())
+  tk.save_weights(str(root / "tk_weights.h5"))
+  (root / "k3.json").write_text(k3.to_json())
+  k3.save_weights(str(root / "k3.weights.h5"))
+  return {
+      "tf_keras in memory": (tk, None, tk),
+      "keras3 in memory": (k3, None, k3),
+      "tf_keras savedmodel dir": (str(root / "savedmodel"), None, tk),
+      "h5 file": (str(root / "model.h5"), None, tk),
+      "keras3 .keras file": (str(root / "model.keras"), None, k3),
+      "tf_keras json + weights": (str(root / "tk.json"), str(root / "tk_weights.h5"), tk),
+      "keras3 json + weights": (str(root / "k3.json"), str(root / "k3.weights.h5"), k3),
+  }
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, sources):
+  root = tmp_path_factory.mktemp("exports")
+  return {name: hubkit.export_keras_submodel(model, str(root / name.replace(" ", "_")),
+                                             output_layer="features", weights=weights)
+          for name, (model, weights, _) in sources.items()}
+
+
+def _x(n=5):
+  return np.random.default_rng(3).uniform(0, 1, [n, 6]).astype(np.float32)
+
+
+def _features(model, x):
+  return model.get_layer("features").output, model.input
+
+
+@pytest.mark.parametrize("name", ["tf_keras in memory", "keras3 in memory",
+                                  "tf_keras savedmodel dir", "h5 file", "keras3 .keras file",
+                                  "tf_keras json + weights", "keras3 json + weights"])
+def test_every_source_exports_a_matching_reusable_savedmodel(sources, exports, name):
+  _, _, reference = sources[name]
+  path = exports[name]
+  piece_cls = tf_keras.Model if isinstance(reference, tf_keras.Model) else keras.Model
+  piece = piece_cls(reference.input, reference.get_layer("features").output)
+  x = _x()
+  expected = np.asarray(piece(x, training=False))
+  for loaded in (tf.saved_model.load(path), hub.load(path)):
+    np.testing.assert_allclose(loaded(x, training=False).numpy(), expected, atol=1e-5)
+    assert loaded(x, training=True).shape == expected.shape  # the training trace exists
+    assert len(loaded.trainable_variables) == len(piece.trainable_weights) == 6
+    assert all(v.trainable for v in loaded.trainable_variables)
+    kernel = reference.get_layer("hidden").kernel
+    assert [float(f()) for f in loaded.regularization_losses] == pytest.approx(
+        [L2 * float(np.sum(np.square(np.asarray(kernel))))], rel=1e-5)
+  assert layout.disallowed_paths(path) == []
+  with open(os.path.join(path, layout.METADATA_RELPATH)) as f:
+    record = json.load(f)
+  assert record["parity_max_abs_diff"] <= 1e-5
+  assert record["source"]["output_layer"] == "features"
+  assert record["source"]["flavour"] == ("tf_keras" if piece_cls is tf_keras.Model else "keras3")
+
+
+@pytest.mark.parametrize("name", ["tf_keras in memory", "keras3 in memory"])
+def test_exports_fine_tune_through_hub_keras_layer(exports, name):
+  result = helpers.fine_tune_through_hub(exports[name], _x(8))
+  layer = result["layer"]
+  assert len(layer.trainable_weights) == 6
+  assert len(result["model"].losses) == 1  # the L2 kernel regularizer
+  assert all(helpers.moved(result["before"], layer.trainable_weights))
+  # Batch-norm moving statistics follow the training=True trace.
+  moving = [w for w in layer.non_trainable_weights if "moving" in w.name]
+  assert len(moving) == 2
+  assert all(helpers.moved(result["frozen_before"][:2], layer.non_trainable_weights[:2]))
+
+
+@pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
+def test_cut_a_middle_piece(models, tmp_path, flavour):
+  model = models[flavour]
+  path = hubkit.export_keras_submodel(model, str(tmp_path / "mid"), input_layer="drop",
+                                      output_layer="logits")
+  h = np.random.default_rng(0).uniform(0, 1, [4, 8]).astype(np.float32)
+  expected = model.get_layer("logits")(model.get_layer("features")(
+      model.get_layer("drop")(h, training=False)))
+  loaded = tf.saved_model.load(path)
+  np.testing.assert_allclose(loaded(h, training=False).numpy(), np.asarray(expected), atol=1e-5)
+  assert len(loaded.trainable_variables) == 4
+
+
+def test_subclassed_model_needs_input_spec(tmp_path):
+  model = SubclassedNet()
+  model(np.zeros([1, 5], np.float32))
+  with pytest.raises(hubkit.UsageError, match="subclassed model.*input_spec"):
+    hubkit.export_keras_submodel(model, str(tmp_path / "a"))
+  path = hubkit.export_keras_submodel(model, str(tmp_path / "b"), input_spec="float32:[None,5]")
+  loaded = tf.saved_model.load(path)
+  x = np.ones([2, 5], np.float32)
+  np.testing.assert_allclose(loaded(x).numpy(), np.asarray(model(x)), atol=1e-6)
+  assert len(loaded.regularization_losses) == 1
+  with pytest.raises(hubkit.UsageError, match="batch dimension of None"):
+    hubkit.export_keras_submodel(model, str(tmp_path / "c"), input_spec="float32:[2,5]")
+  with pytest.raises(hubkit.UsageError, match="no layer graph to cut"):
+    hubkit.export_keras_submodel(model, str(tmp_path / "d"), input_spec="float32:[None,5]",
+                                 output_layer="dense")
+
+
+def test_lambda_layers_are_named_in_a_warning(tmp_path):
+  inputs = tf_keras.Input((3,))
+  outputs = tf_keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+  model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(outputs))
+  with pytest.warns(UserWarning, match="layer 'double' is a Lambda layer"):
+    hubkit.export_keras_submodel(model, str(tmp_path / "lambda"))
+
+
+def test_errors_are_clear_and_leave_nothing(models, tmp_path):
+  model = models["tf_keras"]
+  with pytest.raises(hubkit.UsageError, match="'nope' is not a layer.*valid layer names: x, hidden"):
+    hubkit.export_keras_submodel(model, str(tmp_path / "a"), output_layer="nope")
+  with pytest.raises(hubkit.UsageError, match="pick an output_layer downstream of input_layer"):
+    hubkit.export_keras_submodel(model, str(tmp_path / "a"), input_layer="features",
+                                 output_layer="hidden")
+  with pytest.raises(hubkit.UsageError, match="does not exist"):
+    hubkit.export_keras_submodel(str(tmp_path / "missing.keras"), str(tmp_path / "a"))
+  (tmp_path / "model.txt").write_text("hello")
+  with pytest.raises(hubkit.UsageError, match="cannot tell the format.*\\.keras"):
+    hubkit.export_keras_submodel(str(tmp_path / "model.txt"), str(tmp_path / "a"))
+  (tmp_path / "broken.keras").write_bytes(b"not a zip")
+  with pytest.raises(hubkit.UsageError, match="cannot load a Keras model from"):
+    hubkit.export_keras_submodel(str(tmp_path / "broken.keras"), str(tmp_path / "a"))
+  with pytest.raises(hubkit.UsageError, match="pass its weights file"):
+    (tmp_path / "m.json").write_text(model.to_json())
+    hubkit.export_keras_submodel(str(tmp_path / "m.json"), str(tmp_path / "a"))
+  assert not os.path.exists(tmp_path / "a")
+  assert sorted(os.listdir(tmp_path)) == ["broken.keras", "m.json", "model.txt"]
+
+
+def test_export_keras_cli(sources, tmp_path, capsys):
+  model_path = sources["keras3 .keras file"][0]
+  target = tmp_path / "cli_export"
+  assert cli.main(["hubkit", "export-keras", f"--model={model_path}",
+                   f"--export_dir={target}", "--output_layer=features"]) == 0
+  out = capsys.readouterr().out
+  assert f"exported to {target}" in out and "parity max abs diff" in out
+  assert cli.main(["hubkit", "export-keras", f"--model={model_path}",
+                   f"--export_dir={tmp_path / 'x'}", "--output_layer=featurez"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.count("\n") == 0 and "'featurez' is not a layer" in err
