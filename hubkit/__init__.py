@@ -20,6 +20,8 @@ _PUBLIC = {
     "build_module": "hubkit.modules",
     "export_keras_submodel": "hubkit.exporters.keras_submodel",
     "load_keras_model": "hubkit.exporters.sources",
+    "check_module": "hubkit.checker",
+    "Report": "hubkit.checker",
 }
 
 __all__ = sorted(["HubkitError", "UsageError", "__version__", *_PUBLIC])

@@ -25,6 +25,7 @@ COMMANDS = {
     "demo": ("demo", "Run the main job end to end on the bundled digits example."),
     "export-module": ("export_module", "Export a module from the hubkit module library by name."),
     "export-keras": ("export_keras", "Cut a piece out of a Keras model and export it as a Reusable SavedModel."),
+    "check": ("check", "Check that a module loads, behaves and fine-tunes as the interface promises."),
 }
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

@@ -23,12 +23,12 @@ from hubkit.errors import UsageError
 _LAZY_ATTRIBUTES = ("variables", "trainable_variables", "regularization_losses")
 
 
-def _nest_paths(structure: Any, prefix: tuple = ()) -> List[tuple]:
+def nest_paths(structure: Any, prefix: tuple = ()) -> List[tuple]:
   """Returns the path of every leaf, in tf.nest.flatten order (sorted dict keys)."""
   if isinstance(structure, Mapping):
-    return [p for k in sorted(structure) for p in _nest_paths(structure[k], prefix + (k,))]
+    return [p for k in sorted(structure) for p in nest_paths(structure[k], prefix + (k,))]
   if isinstance(structure, (list, tuple)):
-    return [p for i, v in enumerate(structure) for p in _nest_paths(v, prefix + (i,))]
+    return [p for i, v in enumerate(structure) for p in nest_paths(v, prefix + (i,))]
   return [prefix]
 
 
@@ -36,7 +36,7 @@ def _named_flat_specs(signature: Any) -> List[tf.TensorSpec]:
   """Flattens an input nest into TensorSpecs named after their nest paths."""
   return [tf.TensorSpec(spec.shape, spec.dtype,
                         name="_".join(str(p) for p in path) or "inputs")
-          for path, spec in zip(_nest_paths(signature), tf.nest.flatten(signature))]
+          for path, spec in zip(nest_paths(signature), tf.nest.flatten(signature))]
 
 
 def _check_signature(signature: Any) -> None:

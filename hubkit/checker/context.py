@@ -1,0 +1,107 @@
+"""What the rules share: the module on disk, loaded once, and its test inputs."""
+
+import functools
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import tensorflow as tf
+
+from hubkit.checker import inputs as inputs_lib
+from hubkit.errors import UsageError
+
+
+def first_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def call_traces(obj: Any) -> List[Tuple[Any, Any, Dict[str, Any]]]:
+  """(inputs signature, training value, other arguments) of each `__call__` trace."""
+  traces = []
+  for concrete in obj.__call__.concrete_functions:
+    args, kwargs = concrete.structured_input_signature
+    kwargs = dict(kwargs)
+    inputs = args[0] if args else kwargs.pop("inputs", None)
+    if len(args) > 1:
+      training = args[1]
+      others = {f"arg{i}": a for i, a in enumerate(args[2:], start=2)}
+    else:
+      training = kwargs.pop("training", False)
+      others = {}
+    others.update(kwargs)
+    traces.append((inputs, training, others))
+  return traces
+
+
+class Context:
+  """The module under check, loaded lazily and once.
+
+  Attributes:
+    path: the SavedModel directory.
+    name: what the user asked to check (path, archive or handle).
+    reference: an optional reference model or export for behavior.parity.
+    tolerance: the parity tolerance.
+    figures: numbers the rules measure, reported in the JSON.
+  """
+
+  def __init__(self, path: str, name: str, reference: Optional[str] = None,
+               inputs_file: Optional[str] = None, tolerance: float = 1e-5):
+    self.path = path
+    self.name = name
+    self.reference = reference
+    self.inputs_file = inputs_file
+    self.tolerance = tolerance
+    self.figures: Dict[str, Any] = {}
+
+  @functools.cached_property
+  def obj(self) -> Any:
+    """The loaded module (tf.saved_model.load); raises what loading raised."""
+    return tf.saved_model.load(self.path)
+
+  @functools.cached_property
+  def load_error(self) -> Optional[str]:
+    try:
+      self.obj  # pylint: disable=pointless-statement
+    except Exception as e:  # pylint: disable=broad-except
+      return first_line(e)
+    return None
+
+  def fresh(self) -> Any:
+    """A separately loaded copy, for rules that change variables."""
+    return tf.saved_model.load(self.path)
+
+  @functools.cached_property
+  def signatures(self) -> List[Any]:
+    """The distinct input signatures `__call__` was traced for, in order."""
+    seen, result = set(), []
+    for inputs, _, _ in call_traces(self.obj):
+      key = repr(tf.nest.map_structure(lambda s: (s.dtype, s.shape), inputs))
+      if key not in seen:
+        seen.add(key)
+        result.append(inputs)
+    if not result:
+      raise UsageError("the module's __call__ has no traces, so no inputs can be made.")
+    return result
+
+  @functools.cached_property
+  def inputs(self) -> Any:
+    """Test inputs for the first signature (from --inputs when given)."""
+    signature = self.signatures[0]
+    if self.inputs_file:
+      return inputs_lib.load_inputs(self.inputs_file, signature)
+    return inputs_lib.make_inputs(signature, self.path)
+
+  def has_assets(self) -> bool:
+    return os.path.isdir(os.path.join(self.path, "assets")) and bool(
+        os.listdir(os.path.join(self.path, "assets")))
+
+
+def parse_saved_model(path: str):
+  """Parses `<path>/saved_model.pb` into a SavedModel proto (raises on corruption)."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  if not proto.meta_graphs:
+    raise ValueError("saved_model.pb holds no MetaGraph")
+  return proto

@@ -1,0 +1,53 @@
+"""The rule registry: adding a rule is one decorated function in one file.
+
+A rule function takes the `Context` and returns `(status, message)` or just a
+message (meaning pass). It may raise `RuleFailed(message)` to fail or
+`RuleSkipped(message)` to skip; anything else it raises is reported as a
+failure of that rule, so one broken module cannot crash the whole check.
+"""
+
+import dataclasses
+from typing import Callable, List
+
+RULES: List["Rule"] = []
+
+
+class RuleFailed(Exception):
+  """Raised by a rule to report a failure with a one-line message."""
+
+
+class RuleSkipped(Exception):
+  """Raised by a rule that does not apply (or cannot run here)."""
+
+
+class RuleWarning(Exception):
+  """Raised by a rule to report a warning (the module still conforms)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+  id: str
+  title: str
+  fix: str
+  function: Callable
+  needs_load: bool
+
+
+def rule(rule_id: str, title: str, fix: str, needs_load: bool = True) -> Callable:
+  """Registers a rule function.
+
+  Args:
+    rule_id: the stable dotted id (documented in docs/rules.md).
+    title: a short title.
+    fix: how to fix a failure, shown under it.
+    needs_load: skip the rule when the SavedModel cannot be loaded.
+
+  Returns:
+    The decorator.
+  """
+  def register(function: Callable) -> Callable:
+    if any(r.id == rule_id for r in RULES):
+      raise ValueError(f"rule {rule_id} is registered twice")
+    RULES.append(Rule(rule_id, title, fix, function, needs_load))
+    return function
+  return register

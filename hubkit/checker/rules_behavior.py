@@ -1,0 +1,133 @@
+"""behavior.* and lint.*: what the module computes."""
+
+import os
+from typing import Any, List
+
+import numpy as np
+import tensorflow as tf
+
+from hubkit.checker.context import Context
+from hubkit.checker.registry import RuleFailed, RuleSkipped, RuleWarning, rule
+
+# Ops that make training=True legitimately differ from inference: random
+# (dropout) ops and batch-norm / state updates.
+_RANDOM_OPS = frozenset({"RandomUniform", "RandomStandardNormal", "RandomUniformInt",
+                         "StatelessRandomUniformV2", "StatelessRandomUniform",
+                         "StatelessRandomNormalV2", "StatelessRandomNormal",
+                         "StatelessRandomUniformFullIntV2", "RandomGammaGrad", "Multinomial",
+                         "StatelessRandomBinomial", "RngReadAndSkip"})
+_NORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3",
+                       "AssignSubVariableOp", "AssignAddVariableOp", "AssignVariableOp"})
+
+
+def float_outputs(outputs: Any) -> List[np.ndarray]:
+  """The module's floating-point outputs as numpy arrays, flattened in nest order."""
+  return [np.asarray(t) for t in tf.nest.flatten(outputs)
+          if tf.is_tensor(t) and t.dtype.is_floating]
+
+
+def _op_types(concrete) -> set:
+  graph = concrete.graph.as_graph_def()
+  ops = {node.op for node in graph.node}
+  for function in graph.library.function:
+    ops.update(node.op for node in function.node_def)
+  return ops
+
+
+def _training_trace(obj):
+  for concrete in obj.__call__.concrete_functions:
+    args, kwargs = concrete.structured_input_signature
+    training = args[1] if len(args) > 1 else kwargs.get("training")
+    if training is True:
+      return concrete
+  return None
+
+
+@rule("behavior.deterministic_inference", "Inference is deterministic and finite",
+      fix="keep randomness (dropout, noise) under `if training:` and guard against NaN/Inf "
+          "(e.g. divide by tf.maximum(count, 1)).")
+def check_deterministic(ctx: Context):
+  first = float_outputs(ctx.obj(ctx.inputs, training=False))
+  second = float_outputs(ctx.obj(ctx.inputs, training=False))
+  if not first:
+    raise RuleSkipped("the module has no floating-point outputs to compare")
+  bad = [i for i, a in enumerate(first) if not np.isfinite(a).all()]
+  if bad:
+    raise RuleFailed(f"output {bad[0]} has NaN or Inf values for ordinary inputs")
+  diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(first, second))
+  if diff != 0.0:
+    raise RuleFailed(f"two calls with training=False differ by up to {diff:.3g}")
+  ctx.figures["output_shapes"] = [list(a.shape) for a in first]
+  return f"repeated inference calls are identical; outputs {ctx.figures['output_shapes']}"
+
+
+@rule("behavior.training_mode", "training=True differs where dropout or batch norm exist",
+      fix="make the training=True trace apply dropout / batch statistics and update batch-norm "
+          "moving averages only when training (not in inference).")
+def check_training_mode(ctx: Context):
+  obj = ctx.fresh()
+  concrete = _training_trace(obj)
+  if concrete is None:
+    raise RuleSkipped("no training=True trace (see interface.training_traces)")
+  ops = _op_types(concrete)
+  has_random, has_norm = bool(ops & _RANDOM_OPS), bool(ops & _NORM_OPS)
+  trainable = {id(v) for v in obj.trainable_variables}
+  state = [v for v in obj.variables if id(v) not in trainable]
+  before = [v.numpy() for v in state]
+  inference = float_outputs(obj(ctx.inputs, training=False))
+  changed = [v.name for v, b in zip(state, before) if not np.array_equal(v.numpy(), b)]
+  if changed:
+    raise RuleFailed(f"a training=False call changed {', '.join(changed[:3])}")
+  training = float_outputs(obj(ctx.inputs, training=True))
+  updated = [v.name for v, b in zip(state, before) if not np.array_equal(v.numpy(), b)]
+  ctx.figures["state_updated_in_training"] = updated
+  if not (has_random or has_norm):
+    return "no dropout or batch normalization: both modes may agree"
+  differs = any(a.shape != b.shape or not np.allclose(a, b) for a, b in zip(inference, training))
+  if not differs and not updated:
+    raise RuleFailed("the module has dropout/batch-norm ops but training=True neither changes "
+                     "outputs nor updates state: the training trace looks like the inference one")
+  kinds = " and ".join(k for k, present in (("dropout", has_random), ("batch norm", has_norm))
+                       if present)
+  return (f"{kinds}: training=True differs from inference"
+          + (f"; training updated {len(updated)} state variables" if updated else ""))
+
+
+def _reference_outputs(reference: str, inputs: Any) -> List[np.ndarray]:
+  if (os.path.isdir(reference) and os.path.exists(os.path.join(reference, "saved_model.pb"))
+      and not os.path.exists(os.path.join(reference, "keras_metadata.pb"))):
+    return float_outputs(tf.saved_model.load(reference)(inputs, training=False))
+  from hubkit.exporters import sources  # pylint: disable=g-import-not-at-top
+  model = sources.load_keras_model(reference)
+  return float_outputs(model(inputs, training=False))
+
+
+@rule("behavior.parity", "Outputs match the reference",
+      fix="export again from the reference model; check that the cut layers and weights are "
+          "the intended ones.")
+def check_parity(ctx: Context):
+  if not ctx.reference:
+    raise RuleSkipped("no --reference given")
+  expected = _reference_outputs(ctx.reference, ctx.inputs)
+  got = float_outputs(ctx.obj(ctx.inputs, training=False))
+  if len(expected) != len(got) or any(a.shape != b.shape for a, b in zip(expected, got)):
+    raise RuleFailed(f"output shapes differ: reference {[list(a.shape) for a in expected]}, "
+                     f"module {[list(b.shape) for b in got]}")
+  diff = max((float(np.max(np.abs(a - b))) for a, b in zip(expected, got) if a.size),
+             default=0.0)
+  ctx.figures["parity_max_abs_diff"] = diff
+  if not diff <= ctx.tolerance:
+    raise RuleFailed(f"outputs differ from the reference by {diff:.3g} "
+                     f"(tolerance {ctx.tolerance:g})")
+  return f"max abs difference {diff:.3g} <= {ctx.tolerance:g}"
+
+
+@rule("lint.logits", "Outputs are logits, not probabilities",
+      fix="export the layer before the softmax/sigmoid; consumers apply their own.")
+def check_logits(ctx: Context):
+  for index, out in enumerate(float_outputs(ctx.obj(ctx.inputs, training=False))):
+    if out.ndim >= 2 and out.shape[-1] > 1 and (out >= 0).all() and np.allclose(
+        out.sum(axis=-1), 1.0, atol=1e-3):
+      raise RuleWarning(f"output {index} looks like probabilities (non-negative rows "
+                        "summing to 1)")
+  return "outputs do not look like probabilities"

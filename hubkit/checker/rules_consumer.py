@@ -1,0 +1,189 @@
+"""consumer.* and roundtrip.*: the module as its users will use it."""
+
+import os
+import tempfile
+from typing import Any, Callable, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from hubkit.checker.context import Context, first_line
+from hubkit.checker.registry import RuleFailed, RuleSkipped, rule
+from hubkit.checker.rules_behavior import float_outputs
+
+_STEPS = 5
+_LEARNING_RATE = 0.01
+
+
+def _shifted_target(outputs: Any) -> List[tf.Tensor]:
+  # A target one unit away from the current outputs: reachable by moving the
+  # module's own weights, so the loss can only fall if fine-tuning works.
+  return [tf.constant(a + 1.0) for a in float_outputs(outputs)]
+
+
+def _loss(outputs: Any, targets: List[tf.Tensor], extra_losses) -> tf.Tensor:
+  floats = [t for t in tf.nest.flatten(outputs) if t.dtype.is_floating]
+  loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(o, tf.float32) - tf.cast(t, tf.float32)))
+                   for o, t in zip(floats, targets)])
+  return loss + tf.add_n([tf.cast(l, tf.float32) for l in extra_losses] or [tf.constant(0.0)])
+
+
+def fine_tune_probe(model: Any, layer: Any, inputs: Any, make_optimizer: Callable[[], Any],
+                    module_trainable: List[Any]) -> Tuple[List[str], List[str], List[float]]:
+  """Fine-tunes a Keras model around a module layer and reports what moved.
+
+  Shared by the consumer rules for tf_keras (hub.KerasLayer) and Keras 3.
+
+  Args:
+    model: a Keras model whose output is the module layer's output.
+    layer: the module layer inside it.
+    inputs: a batch of inputs.
+    make_optimizer: builds the optimizer.
+    module_trainable: the layer's trainable weights to watch.
+
+  Returns:
+    (trainable weights that did not move after one step, non-trainable
+    weights the optimizer changed, the loss after each step).
+  """
+  targets = _shifted_target(model(inputs, training=False))
+  optimizer = make_optimizer()
+  frozen = list(layer.non_trainable_weights)
+  before = [np.array(w.numpy()) for w in module_trainable]
+  losses = []
+  stuck, touched = [], []
+  for step in range(_STEPS):
+    with tf.GradientTape() as tape:
+      # The first step runs the training trace; the rest run inference so that
+      # dropout noise cannot hide whether the loss falls.
+      outputs = model(inputs, training=step == 0)
+      loss = _loss(outputs, targets, model.losses)
+    grads = tape.gradient(loss, model.trainable_weights)
+    if step == 0:
+      missing = [w.name for w, g in zip(model.trainable_weights, grads) if g is None]
+      if missing:
+        raise RuleFailed(f"no gradient reaches {', '.join(missing[:3])}: the variable is "
+                         "listed as trainable but __call__ does not use it differentiably")
+      frozen_before = [np.array(w.numpy()) for w in frozen]
+    optimizer.apply_gradients(zip(grads, model.trainable_weights))
+    if step == 0:
+      stuck = [w.name for w, b in zip(module_trainable, before) if np.array_equal(w.numpy(), b)]
+      touched = [w.name for w, b in zip(frozen, frozen_before) if not np.array_equal(w.numpy(), b)]
+    losses.append(float(loss))
+  return stuck, touched, losses
+
+
+def _tf_keras_inputs(signature: Any) -> Any:
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  return tf.nest.map_structure(
+      lambda s: tf_keras.Input(shape=s.shape[1:], dtype=s.dtype), signature)
+
+
+def judge_fine_tuning(kind: str, layer: Any, model: Any, obj: Any, inputs: Any,
+                      make_optimizer: Callable[[], Any], frozen_loss: float) -> str:
+  """Runs the assertions the consumer rules share; returns the pass message."""
+  n_var, n_train = len(obj.variables), len(obj.trainable_variables)
+  n_reg = len(getattr(obj, "regularization_losses", []))
+  if len(layer.trainable_weights) != n_train or len(layer.weights) != n_var:
+    raise RuleFailed(f"{kind} has {len(layer.trainable_weights)} trainable / "
+                     f"{len(layer.weights)} weights, the module lists {n_train} / {n_var}")
+  if len(layer.losses) != n_reg:
+    raise RuleFailed(f"a trainable {kind} has {len(layer.losses)} losses, the module has "
+                     f"{n_reg} regularization losses")
+  if frozen_loss:
+    raise RuleFailed(f"a frozen {kind} still adds regularization loss {frozen_loss:.4g}")
+  if not n_train:
+    return f"loads in {kind}; no trainable variables, so nothing to fine-tune"
+  stuck, touched, losses = fine_tune_probe(model, layer, inputs, make_optimizer,
+                                           list(layer.trainable_weights))
+  if stuck:
+    raise RuleFailed(f"one optimizer step left trainable variables unchanged: "
+                     f"{', '.join(stuck[:3])}")
+  if touched:
+    raise RuleFailed(f"the optimizer changed non-trainable variables: {', '.join(touched[:3])}")
+  if not all(np.isfinite(losses)) or not losses[-1] < losses[0]:
+    raise RuleFailed(f"loss did not decrease over {len(losses)} steps "
+                     f"({losses[0]:.4g} -> {losses[-1]:.4g})")
+  return (f"{n_train} trainable weights move, {n_reg} losses while trainable and none when "
+          f"frozen; loss {losses[0]:.4g} -> {losses[-1]:.4g} in {len(losses)} steps")
+
+
+@rule("consumer.hub_keras_layer", "Loads and fine-tunes in hub.KerasLayer (tf_keras)",
+      fix="make sure every trainable variable is used by __call__, regularization losses are "
+          "zero-argument, and the training=True trace is differentiable.")
+def check_hub_keras_layer(ctx: Context):
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  hub.load(ctx.path)
+  signature = ctx.signatures[0]
+  frozen = hub.KerasLayer(ctx.path, trainable=False)
+  frozen(ctx.inputs)
+  layer = hub.KerasLayer(ctx.path, trainable=True)
+  symbolic = _tf_keras_inputs(signature)
+  model = tf_keras.Model(symbolic, layer(symbolic))
+  return judge_fine_tuning("hub.KerasLayer", layer, model, ctx.obj, ctx.inputs,
+                           lambda: tf_keras.optimizers.Adam(_LEARNING_RATE),
+                           sum(float(loss) for loss in frozen.losses))
+
+
+@rule("consumer.distributed", "Fine-tunes under tf.distribute.MirroredStrategy",
+      fix="create no variables inside __call__ and avoid ops without a CPU/GPU kernel; "
+          "load the module inside strategy.scope().")
+def check_distributed(ctx: Context):
+  devices = tf.config.list_logical_devices("CPU") + tf.config.list_logical_devices("GPU")
+  if len(devices) < 2:
+    raise RuleSkipped("only one device: run 'hubkit check' from the command line, which "
+                      "sets up two logical CPUs, or configure them before TensorFlow starts")
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+  with strategy.scope():
+    layer = hub.KerasLayer(ctx.path, trainable=True)
+    symbolic = _tf_keras_inputs(ctx.signatures[0])
+    outputs = [o for o in tf.nest.flatten(layer(symbolic)) if o.dtype.is_floating]
+    if not outputs:
+      raise RuleSkipped("no floating-point output to fine-tune against")
+    model = tf_keras.Model(symbolic, outputs[0])
+    model.compile(optimizer=tf_keras.optimizers.SGD(_LEARNING_RATE), loss="mse")
+  target = float_outputs(ctx.obj(ctx.inputs, training=False))[0] + 1.0
+  history = model.fit(ctx.inputs, target, batch_size=int(target.shape[0]), epochs=1, verbose=0)
+  loss = history.history["loss"][-1]
+  if not np.isfinite(loss):
+    raise RuleFailed(f"the distributed step produced loss {loss}")
+  return f"one step on {len(devices[:2])} replicas, loss {loss:.4g}"
+
+
+@rule("roundtrip.reexport", "Re-exports after fine-tuning with the interface intact",
+      fix="keep all state in variables listed by the module; avoid Python-side state that "
+          "tf.saved_model.save cannot capture.")
+def check_reexport(ctx: Context):
+  obj = ctx.fresh()
+  trainable = list(obj.trainable_variables)
+  if trainable:
+    targets = _shifted_target(obj(ctx.inputs, training=False))
+    with tf.GradientTape() as tape:
+      loss = _loss(obj(ctx.inputs, training=True), targets,
+                   [l() for l in getattr(obj, "regularization_losses", [])])
+    for variable, grad in zip(trainable, tape.gradient(loss, trainable)):
+      if grad is not None:
+        variable.assign_sub(_LEARNING_RATE * tf.convert_to_tensor(grad))
+  expected = float_outputs(obj(ctx.inputs, training=False))
+  with tempfile.TemporaryDirectory(prefix="hubkit_reexport_") as tmp:
+    target = os.path.join(tmp, "module")
+    try:
+      tf.saved_model.save(obj, target, signatures=getattr(obj, "signatures", None) or None)
+      again = tf.saved_model.load(target)
+    except Exception as e:  # pylint: disable=broad-except
+      raise RuleFailed(f"re-export failed: {first_line(e)}") from e
+    for name in ("variables", "trainable_variables", "regularization_losses"):
+      if len(getattr(again, name, [])) != len(getattr(obj, name, [])):
+        raise RuleFailed(f"the re-export has {len(getattr(again, name, []))} {name}, the "
+                         f"module had {len(getattr(obj, name, []))}")
+    if len(again.__call__.concrete_functions) != len(obj.__call__.concrete_functions):
+      raise RuleFailed("the re-export lost __call__ traces")
+    got = float_outputs(again(ctx.inputs, training=False))
+  diff = max((float(np.max(np.abs(a - b))) for a, b in zip(expected, got) if a.size),
+             default=0.0)
+  if not diff <= 1e-6:
+    raise RuleFailed(f"re-exported outputs differ from the fine-tuned ones by {diff:.3g}")
+  return (f"fine-tuned {len(trainable)} variables, re-exported and reloaded; outputs equal "
+          f"(max diff {diff:.2g})")

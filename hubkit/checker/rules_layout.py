@@ -1,0 +1,39 @@
+"""layout.*: what is on disk, before anything is loaded."""
+
+import os
+import re
+
+from hubkit import layout
+from hubkit.checker.context import Context, first_line, parse_saved_model
+from hubkit.checker.registry import RuleFailed, rule
+
+# Absolute paths of a developer machine: home directories, temp folders,
+# macOS private folders, Windows drives. A SavedModel references its files
+# relative to its own root, so any of these is a leak (and a lookup that
+# will fail on the consumer's machine).
+_LEAK = re.compile(rb"(?:/home/|/Users/|/root/|/tmp/|/private/var/|/var/folders/|"
+                   rb"[A-Za-z]:\\\\(?:Users|Documents and Settings)\\\\)[^\x00-\x1f\"']{0,80}")
+
+
+@rule("layout.saved_model", "SavedModel files and allow-list",
+      fix="export with hubkit (or tf.saved_model.save) into a clean directory; remove stray "
+          "files; keep vocabularies as tf.saved_model.Asset so paths stay relative.",
+      needs_load=False)
+def check_layout(ctx: Context):
+  try:
+    parse_saved_model(ctx.path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise RuleFailed(f"saved_model.pb does not parse ({first_line(e)})") from e
+  stray = layout.disallowed_paths(ctx.path)
+  if stray:
+    raise RuleFailed(f"files outside the tfhub.dev allow-list: {', '.join(stray[:5])}"
+                     + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""))
+  with open(os.path.join(ctx.path, "saved_model.pb"), "rb") as f:
+    leak = _LEAK.search(f.read())
+  if leak:
+    raise RuleFailed("saved_model.pb contains a path of the exporting machine: "
+                     f"{leak.group(0).decode('utf-8', 'replace')!r}")
+  files = list(layout.iter_files(ctx.path))
+  ctx.figures["files"] = len(files)
+  ctx.figures["bytes"] = sum(os.path.getsize(os.path.join(ctx.path, f)) for f in files)
+  return f"saved_model.pb parses; {len(files)} allow-listed files; no leaked paths"

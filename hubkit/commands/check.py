@@ -1,0 +1,39 @@
+"""Checks that a module (SavedModel directory or .tar.gz archive) loads,
+behaves and fine-tunes as the Reusable SavedModel interface promises.
+
+Exit code 0 when it conforms (warnings allowed), 1 when a rule fails, 2 when
+the check could not run. Rules are documented in docs/rules.md.
+"""
+
+from typing import List
+
+from absl import flags
+
+from hubkit.atomic import atomic_file
+from hubkit.commands import _common
+
+# consumer.distributed runs MirroredStrategy over two logical CPUs; the CLI
+# sets them up before TensorFlow initialises its devices.
+LOGICAL_CPUS = 2
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("json", None, "Also write the report as JSON to this file.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("reference", None, "Source Keras model or export to compare outputs with.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("inputs", None, "An .npz of test inputs (key 'inputs' for one tensor).",
+                    flag_values=FLAGS)
+flags.DEFINE_float("tolerance", 1e-5, "Parity tolerance for --reference.", lower_bound=0.0,
+                   flag_values=FLAGS)
+
+
+def main(args: List[str]) -> int:
+  path = _common.one_positional("check", "module path", args)
+  from hubkit import checker  # pylint: disable=g-import-not-at-top
+  report = checker.check_module(path, reference=FLAGS.reference, inputs=FLAGS.inputs,
+                                tolerance=FLAGS.tolerance)
+  print(report.table())
+  if FLAGS.json:
+    with atomic_file(FLAGS.json, "w") as f:
+      f.write(report.dumps())
+  return 0 if report.conforms else 1
