@@ -10,10 +10,9 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 # Two logical CPU devices let tf.distribute.MirroredStrategy tests run on this
 # machine; it must be configured before TensorFlow initialises its devices.
+# (Listing logical devices would initialise them, so configure first.)
 _cpus = tf.config.list_physical_devices("CPU")
-if _cpus and len(tf.config.list_logical_devices("CPU")) < 2:
-  try:
-    tf.config.set_logical_device_configuration(
-        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-  except RuntimeError:
-    pass  # Already initialised by an earlier import; tests needing 2 devices skip.
+if _cpus and tf.config.get_logical_device_configuration(_cpus[0]) is None:
+  tf.config.set_logical_device_configuration(
+      _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+assert len(tf.config.list_logical_devices("CPU")) >= 2, "tests need two logical CPUs"

@@ -26,9 +26,12 @@ __all__ = ["check_module", "Report", "CheckResult", "RULE_IDS"]
 RULE_IDS = tuple(r.id for r in registry.RULES)
 
 
-def _run_rule(rule: registry.Rule, ctx: Context) -> CheckResult:
+def _run_rule(rule: registry.Rule, ctx: Context, done: dict) -> CheckResult:
   if rule.needs_load and ctx.load_error:
     return CheckResult(rule.id, rule.title, SKIP, "the module does not load (see interface.call)")
+  blocked = [r for r in rule.requires if done.get(r) not in (PASS, WARN)]
+  if blocked:
+    return CheckResult(rule.id, rule.title, SKIP, f"needs {', '.join(blocked)} to pass first")
   try:
     outcome = rule.function(ctx)
   except registry.RuleFailed as e:
@@ -37,8 +40,6 @@ def _run_rule(rule: registry.Rule, ctx: Context) -> CheckResult:
     return CheckResult(rule.id, rule.title, WARN, str(e), rule.fix)
   except registry.RuleSkipped as e:
     return CheckResult(rule.id, rule.title, SKIP, str(e))
-  except UsageError:
-    raise
   except Exception as e:  # pylint: disable=broad-except
     # A hostile or broken module must not crash the whole check: the rule
     # that tripped over it fails, with the reason.
@@ -92,12 +93,14 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
   try:
     ctx = Context(module_dir, path, reference=reference, inputs_file=inputs,
                   tolerance=tolerance)
-    if not ctx.load_error:
-      ctx.inputs  # pylint: disable=pointless-statement  (raises UsageError for bad --inputs)
-    results, timings = [], {}
+    if inputs and not ctx.load_error and hasattr(ctx.obj, "__call__"):
+      ctx.inputs  # pylint: disable=pointless-statement  (a bad --inputs file stops the check)
+    results, timings, done = [], {}, {}
     for rule in registry.RULES:
       start = time.perf_counter()
-      results.append(_run_rule(rule, ctx))
+      result = _run_rule(rule, ctx, done)
+      results.append(result)
+      done[rule.id] = result.status
       timings[rule.id] = round(time.perf_counter() - start, 3)
     ctx.figures["seconds"] = timings
     return Report(path, results, ctx.figures)

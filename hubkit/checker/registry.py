@@ -7,7 +7,7 @@ failure of that rule, so one broken module cannot crash the whole check.
 """
 
 import dataclasses
-from typing import Callable, List
+from typing import Callable, List, Sequence, Tuple
 
 RULES: List["Rule"] = []
 
@@ -31,9 +31,11 @@ class Rule:
   fix: str
   function: Callable
   needs_load: bool
+  requires: Tuple[str, ...]
 
 
-def rule(rule_id: str, title: str, fix: str, needs_load: bool = True) -> Callable:
+def rule(rule_id: str, title: str, fix: str, needs_load: bool = True,
+         requires: Sequence[str] = ()) -> Callable:
   """Registers a rule function.
 
   Args:
@@ -41,6 +43,9 @@ def rule(rule_id: str, title: str, fix: str, needs_load: bool = True) -> Callabl
     title: a short title.
     fix: how to fix a failure, shown under it.
     needs_load: skip the rule when the SavedModel cannot be loaded.
+    requires: rules that must pass (or warn) first; otherwise this one is
+      skipped, so a broken module is flagged by the rule that names its
+      defect rather than by every rule downstream of it.
 
   Returns:
     The decorator.
@@ -48,6 +53,6 @@ def rule(rule_id: str, title: str, fix: str, needs_load: bool = True) -> Callabl
   def register(function: Callable) -> Callable:
     if any(r.id == rule_id for r in RULES):
       raise ValueError(f"rule {rule_id} is registered twice")
-    RULES.append(Rule(rule_id, title, fix, function, needs_load))
+    RULES.append(Rule(rule_id, title, fix, function, needs_load, tuple(requires)))
     return function
   return register

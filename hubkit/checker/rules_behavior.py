@@ -45,7 +45,8 @@ def _training_trace(obj):
 
 @rule("behavior.deterministic_inference", "Inference is deterministic and finite",
       fix="keep randomness (dropout, noise) under `if training:` and guard against NaN/Inf "
-          "(e.g. divide by tf.maximum(count, 1)).")
+          "(e.g. divide by tf.maximum(count, 1)).",
+      requires=("interface.call",))
 def check_deterministic(ctx: Context):
   first = float_outputs(ctx.obj(ctx.inputs, training=False))
   second = float_outputs(ctx.obj(ctx.inputs, training=False))
@@ -63,7 +64,8 @@ def check_deterministic(ctx: Context):
 
 @rule("behavior.training_mode", "training=True differs where dropout or batch norm exist",
       fix="make the training=True trace apply dropout / batch statistics and update batch-norm "
-          "moving averages only when training (not in inference).")
+          "moving averages only when training (not in inference).",
+      requires=("interface.training_traces",))
 def check_training_mode(ctx: Context):
   obj = ctx.fresh()
   concrete = _training_trace(obj)
@@ -104,7 +106,8 @@ def _reference_outputs(reference: str, inputs: Any) -> List[np.ndarray]:
 
 @rule("behavior.parity", "Outputs match the reference",
       fix="export again from the reference model; check that the cut layers and weights are "
-          "the intended ones.")
+          "the intended ones.",
+      requires=("interface.call",))
 def check_parity(ctx: Context):
   if not ctx.reference:
     raise RuleSkipped("no --reference given")
@@ -123,7 +126,8 @@ def check_parity(ctx: Context):
 
 
 @rule("lint.logits", "Outputs are logits, not probabilities",
-      fix="export the layer before the softmax/sigmoid; consumers apply their own.")
+      fix="export the layer before the softmax/sigmoid; consumers apply their own.",
+      requires=("behavior.deterministic_inference",))
 def check_logits(ctx: Context):
   for index, out in enumerate(float_outputs(ctx.obj(ctx.inputs, training=False))):
     if out.ndim >= 2 and out.shape[-1] > 1 and (out >= 0).all() and np.allclose(

@@ -11,14 +11,20 @@ from hubkit.checker.context import Context, first_line
 from hubkit.checker.registry import RuleFailed, RuleSkipped, rule
 from hubkit.checker.rules_behavior import float_outputs
 
-_STEPS = 5
+_STEPS = 6
+# Fine-tuning needs the whole interface and finite, repeatable outputs.
+CONSUMER_REQUIREMENTS = ("interface.training_traces", "interface.variables",
+                         "interface.regularization_losses", "behavior.deterministic_inference")
 _LEARNING_RATE = 0.01
 
 
 def _shifted_target(outputs: Any) -> List[tf.Tensor]:
-  # A target one unit away from the current outputs: reachable by moving the
-  # module's own weights, so the loss can only fall if fine-tuning works.
-  return [tf.constant(a + 1.0) for a in float_outputs(outputs)]
+  # A target about one unit away from the current outputs, in a different
+  # direction per element (a uniform shift can be invisible to outputs such
+  # as softmax): reachable only by moving the module's own weights.
+  rng = np.random.default_rng(0)
+  return [tf.constant(a + rng.normal(0.0, 1.0, a.shape).astype(a.dtype))
+          for a in float_outputs(outputs)]
 
 
 def _loss(outputs: Any, targets: List[tf.Tensor], extra_losses) -> tf.Tensor:
@@ -42,19 +48,21 @@ def fine_tune_probe(model: Any, layer: Any, inputs: Any, make_optimizer: Callabl
     module_trainable: the layer's trainable weights to watch.
 
   Returns:
-    (trainable weights that did not move after one step, non-trainable
-    weights the optimizer changed, the loss after each step).
+    (trainable weights that did not move after the first (training=True)
+    step, non-trainable weights the optimizer changed, the inference-mode
+    loss of each later step).
   """
   targets = _shifted_target(model(inputs, training=False))
-  optimizer = make_optimizer()
   frozen = list(layer.non_trainable_weights)
   before = [np.array(w.numpy()) for w in module_trainable]
-  losses = []
-  stuck, touched = [], []
+  losses, stuck, touched = [], [], []
   for step in range(_STEPS):
+    if step < 2:
+      # Step 0 runs the training trace; a fresh optimizer then runs the
+      # descent in inference mode, so neither dropout noise nor momentum from
+      # that first step can hide whether the loss falls.
+      optimizer = make_optimizer()
     with tf.GradientTape() as tape:
-      # The first step runs the training trace; the rest run inference so that
-      # dropout noise cannot hide whether the loss falls.
       outputs = model(inputs, training=step == 0)
       loss = _loss(outputs, targets, model.losses)
     grads = tape.gradient(loss, model.trainable_weights)
@@ -68,7 +76,8 @@ def fine_tune_probe(model: Any, layer: Any, inputs: Any, make_optimizer: Callabl
     if step == 0:
       stuck = [w.name for w, b in zip(module_trainable, before) if np.array_equal(w.numpy(), b)]
       touched = [w.name for w, b in zip(frozen, frozen_before) if not np.array_equal(w.numpy(), b)]
-    losses.append(float(loss))
+    else:
+      losses.append(float(loss))
   return stuck, touched, losses
 
 
@@ -109,7 +118,8 @@ def judge_fine_tuning(kind: str, layer: Any, model: Any, obj: Any, inputs: Any,
 
 @rule("consumer.hub_keras_layer", "Loads and fine-tunes in hub.KerasLayer (tf_keras)",
       fix="make sure every trainable variable is used by __call__, regularization losses are "
-          "zero-argument, and the training=True trace is differentiable.")
+          "zero-argument, and the training=True trace is differentiable.",
+      requires=CONSUMER_REQUIREMENTS)
 def check_hub_keras_layer(ctx: Context):
   import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
@@ -127,7 +137,8 @@ def check_hub_keras_layer(ctx: Context):
 
 @rule("consumer.distributed", "Fine-tunes under tf.distribute.MirroredStrategy",
       fix="create no variables inside __call__ and avoid ops without a CPU/GPU kernel; "
-          "load the module inside strategy.scope().")
+          "load the module inside strategy.scope().",
+      requires=CONSUMER_REQUIREMENTS)
 def check_distributed(ctx: Context):
   devices = tf.config.list_logical_devices("CPU") + tf.config.list_logical_devices("GPU")
   if len(devices) < 2:
@@ -135,7 +146,10 @@ def check_distributed(ctx: Context):
                       "sets up two logical CPUs, or configure them before TensorFlow starts")
   import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
-  strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+  # Reducing through one device avoids collective ops, whose instance keys
+  # collide when a process creates several strategies (one per check).
+  strategy = tf.distribute.MirroredStrategy(
+      [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
   with strategy.scope():
     layer = hub.KerasLayer(ctx.path, trainable=True)
     symbolic = _tf_keras_inputs(ctx.signatures[0])
@@ -154,7 +168,8 @@ def check_distributed(ctx: Context):
 
 @rule("roundtrip.reexport", "Re-exports after fine-tuning with the interface intact",
       fix="keep all state in variables listed by the module; avoid Python-side state that "
-          "tf.saved_model.save cannot capture.")
+          "tf.saved_model.save cannot capture.",
+      requires=CONSUMER_REQUIREMENTS)
 def check_reexport(ctx: Context):
   obj = ctx.fresh()
   trainable = list(obj.trainable_variables)

@@ -28,7 +28,8 @@ def check_call(ctx: Context):
 
 @rule("interface.training_traces", "__call__ traced for training=True and training=False",
       fix="trace __call__ with training=True and training=False for every input signature "
-          "before saving, and leave the batch dimension as None.")
+          "before saving, and leave the batch dimension as None.",
+      requires=("interface.call",))
 def check_training_traces(ctx: Context):
   groups = collections.defaultdict(set)
   for inputs, training, others in call_traces(ctx.obj):
@@ -56,7 +57,8 @@ def _ids(variables):
 
 @rule("interface.variables", "variables and trainable_variables",
       fix="list every variable __call__ reads in `variables` and the tunable subset, each "
-          "created with trainable=True, in `trainable_variables`.")
+          "created with trainable=True, in `trainable_variables`.",
+      requires=("interface.call",))
 def check_variables(ctx: Context):
   obj = ctx.obj
   for name in ("variables", "trainable_variables"):
@@ -88,7 +90,8 @@ def check_variables(ctx: Context):
 
 @rule("interface.regularization_losses", "regularization_losses return finite float scalars",
       fix="make each regularization loss a zero-argument tf.function returning a float scalar "
-          "(weight penalties only, e.g. lambda: 1e-4 * tf.reduce_sum(tf.square(kernel))).")
+          "(weight penalties only, e.g. lambda: 1e-4 * tf.reduce_sum(tf.square(kernel))).",
+      requires=("interface.call",))
 def check_regularization_losses(ctx: Context):
   if not hasattr(ctx.obj, "regularization_losses"):
     raise RuleFailed("the loaded object has no `regularization_losses` attribute "
