@@ -3,7 +3,9 @@
 1. Train a full tf_keras classifier on digits 0-4 and save it without its
    optimizer (the publisher's model).
 2. Cut out its feature extractor (input up to the "features" layer) with the
-   Keras exporter: a Reusable SavedModel with hubkit metadata.
+   Keras exporter (which verifies parity with the classifier's layers): a
+   Reusable SavedModel with hubkit metadata. Then prove it conforms with the
+   checker (`hubkit check`).
 3. Reuse it as a consumer would: `hub.KerasLayer(trainable=True)` in a new
    tf_keras model with a new head, fine-tuned on digits 5-9, next to a frozen
    baseline.
@@ -20,7 +22,9 @@ import tensorflow_hub as hub
 import tf_keras
 
 import hubkit
+from hubkit import checker
 from hubkit import datasets
+from hubkit.errors import HubkitError
 from hubkit.atomic import atomic_directory
 
 FEATURE_LAYER = "features"
@@ -34,6 +38,7 @@ class DemoResult:
   data_source: str
   classifier_dir: str
   module_dir: str
+  check_summary: str
   source_accuracy: float
   frozen_accuracy: float
   finetuned_accuracy: float
@@ -42,7 +47,7 @@ class DemoResult:
   def summary(self) -> str:
     lines = [f"data: {self.data_source}", "written:"]
     lines += [f"  {what:<28} {path}" for what, path in self.artifacts]
-    lines += [
+    lines += [f"check: {self.check_summary}",
         "accuracy (held-out test split):",
         f"  source classifier, digits 0-4            {self.source_accuracy:.3f}",
         f"  frozen module + new head, digits 5-9     {self.frozen_accuracy:.3f}",
@@ -116,10 +121,14 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
   with atomic_directory(classifier_dir, overwrite=True) as tmp:
     classifier.save(tmp, save_format="tf", include_optimizer=False)
 
-  logging.info("2/3 exporting layers up to %r as a Reusable SavedModel", FEATURE_LAYER)
+  logging.info("2/3 exporting layers up to %r as a Reusable SavedModel and checking it",
+               FEATURE_LAYER)
   hubkit.export_keras_submodel(classifier_dir, module_dir,
                                output_layer=FEATURE_LAYER, overwrite=True)
 
+  report = checker.check_module(module_dir)
+  if not report.conforms:
+    raise HubkitError(f"the exported module does not conform:\n{report.table()}")
   logging.info("3/3 reusing the module on digits 5-9: frozen, then fine-tuned")
   frozen_accuracy = _fit(_new_model(module_dir, trainable=False), target_task,
                          epochs, 1e-2, verbose)
@@ -127,7 +136,7 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
                             epochs, 3e-3, verbose)
   return DemoResult(
       workdir=workdir, data_source=source, classifier_dir=classifier_dir,
-      module_dir=module_dir, source_accuracy=source_accuracy,
+      module_dir=module_dir, check_summary=report.summary(), source_accuracy=source_accuracy,
       frozen_accuracy=frozen_accuracy, finetuned_accuracy=finetuned_accuracy,
       artifacts=[("full classifier (tf_keras)", classifier_dir),
                  ("feature-extractor module", module_dir)])

@@ -17,6 +17,7 @@ def test_demo_end_to_end(tmp_path, capsys):
   module_dir = workdir / "feature_extractor"
   assert str(module_dir) in out
   assert (workdir / "classifier" / "saved_model.pb").exists()
+  assert "conforms to the Reusable SavedModel interface" in out
   assert layout.disallowed_paths(str(module_dir)) == []
   with open(module_dir / layout.METADATA_RELPATH) as f:
     record = json.load(f)

@@ -8,6 +8,9 @@ from absl import flags
 
 from hubkit.commands import _common
 
+# The check step runs tf.distribute.MirroredStrategy over two logical CPUs.
+LOGICAL_CPUS = 2
+
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("workdir", "hubkit-demo", "Directory for everything the demo writes.",
                     flag_values=FLAGS)
