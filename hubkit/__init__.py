@@ -20,6 +20,7 @@ _PUBLIC = {
     "build_module": "hubkit.modules",
     "export_keras_submodel": "hubkit.exporters.keras_submodel",
     "load_keras_model": "hubkit.exporters.sources",
+    "KerasLayer": "hubkit.keras_layer",
     "check_module": "hubkit.checker",
     "Report": "hubkit.checker",
 }

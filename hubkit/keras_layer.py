@@ -1,0 +1,256 @@
+"""`hubkit.KerasLayer`: Reusable SavedModels as Keras 3 layers.
+
+TensorFlow 2.21 defaults to Keras 3, where `hub.KerasLayer` (a tf_keras
+layer) cannot be added to a model, and `keras.layers.TFSMLayer` ignores
+regularization losses, has no `training` dispatch for `__call__`, and breaks
+optimizers that name slots after the variable (`'…kernel:0_momentum' is not a
+valid scope name`). This layer fills the gap with hub.KerasLayer's semantics.
+"""
+
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from hubkit import metadata
+from hubkit.atomic import atomic_directory
+from hubkit.errors import UsageError
+
+
+def _keras_name(variable: tf.Variable) -> str:
+  # Keras 3 names may not contain "/", and optimizers build slot names such
+  # as "<name>_momentum" that must be valid scope names, so drop the ":0".
+  return variable.name.split(":")[0].replace("/", "_")
+
+
+def _has_training_argument(function: Any) -> bool:
+  for concrete in getattr(function, "concrete_functions", []):
+    args, kwargs = concrete.structured_input_signature
+    if len(args) > 1 or "training" in kwargs:
+      return True
+  return False
+
+
+def _resolve(handle: str) -> str:
+  """Turns a handle into a local SavedModel directory."""
+  if not os.path.isdir(handle):
+    raise UsageError(f"module handle {handle!r} is not a SavedModel directory; pass the "
+                     "directory that holds saved_model.pb or an already loaded object.")
+  return handle
+
+
+@keras.saving.register_keras_serializable(package="hubkit")
+class KerasLayer(keras.layers.Layer):
+  """Wraps a Reusable SavedModel (or one of its signatures) as a Keras 3 layer.
+
+  The module's `trainable_variables` become the layer's trainable weights and
+  the rest of its `variables` non-trainable ones, shared without copying, so
+  fine-tuning updates the module itself. While the layer is trainable its
+  `regularization_losses` are in `layer.losses` and `training` follows the
+  model; when frozen, losses vanish and the module always runs in inference
+  mode (as Keras does for a frozen BatchNormalization).
+
+  Example:
+
+  ```python
+  import keras
+  import hubkit
+
+  model = keras.Sequential([
+      keras.Input(shape=(64,)),
+      hubkit.KerasLayer("/tmp/feature_extractor", trainable=True),
+      keras.layers.Dense(10),
+  ])
+  model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+  ```
+
+  Args:
+    handle: a SavedModel directory or an object returned by
+      `tf.saved_model.load`.
+    trainable: whether the module's trainable variables are fine-tuned.
+    arguments: extra keyword arguments for every call (e.g. hyperparameters).
+    signature: call this signature (inference only) instead of `__call__`.
+    output_key: pick this key from a dict output.
+    signature_outputs_as_dict: return a signature's whole output dict.
+    output_shape: the output shape without the batch dimension, for modules
+      whose output shape cannot be inferred (a list of them for several
+      outputs).
+    load_options: `tf.saved_model.LoadOptions` for loading.
+    **kwargs: passed to `keras.layers.Layer` (name, dtype, ...).
+
+  Raises:
+    UsageError: `trainable=True` with a signature, an unknown signature, or a
+      module without `__call__`.
+  """
+
+  def __init__(self, handle: Any, trainable: bool = False,
+               arguments: Optional[Mapping[str, Any]] = None, signature: Optional[str] = None,
+               output_key: Optional[str] = None, signature_outputs_as_dict: Optional[bool] = None,
+               output_shape: Optional[Sequence[Any]] = None,
+               load_options: Optional[tf.saved_model.LoadOptions] = None, **kwargs):
+    super().__init__(trainable=trainable, **kwargs)
+    if signature and trainable:
+      raise UsageError(f"signature {signature!r} can only run in inference mode; use "
+                       "trainable=False, or drop `signature` to fine-tune through __call__.")
+    if signature_outputs_as_dict and output_key:
+      raise UsageError("pass either output_key or signature_outputs_as_dict, not both.")
+    self._handle = handle
+    self._arguments = dict(arguments or {})
+    self._signature = signature
+    self._output_key = output_key
+    self._signature_outputs_as_dict = signature_outputs_as_dict
+    self._output_shape = output_shape
+    if isinstance(handle, (str, os.PathLike)):
+      self._module = tf.saved_model.load(_resolve(os.fspath(handle)), options=load_options)
+    else:
+      self._module = handle
+    self._function = self._pick_function()
+    self._check_output_key()
+    self._takes_training = signature is None and _has_training_argument(self._function)
+    self._track_module_variables()
+    self.built = True
+
+  def _pick_function(self) -> Any:
+    if self._signature:
+      signatures = getattr(self._module, "signatures", {})
+      if self._signature not in signatures:
+        raise UsageError(f"the module has no signature {self._signature!r}; it has: "
+                         f"{', '.join(signatures) or 'none'}.")
+      return signatures[self._signature]
+    if not callable(getattr(self._module, "__call__", None)) or not hasattr(
+        self._module.__call__, "concrete_functions"):
+      raise UsageError("the module has no __call__ tf.function; pass signature=NAME to use "
+                       "one of its signatures (inference only).")
+    return self._module.__call__
+
+  def _check_output_key(self) -> None:
+    if self._output_key is None:
+      return
+    concrete = (self._function if self._signature
+                else self._function.concrete_functions[0])
+    outputs = concrete.structured_outputs
+    if not isinstance(outputs, Mapping) or self._output_key not in outputs:
+      keys = ", ".join(sorted(outputs)) if isinstance(outputs, Mapping) else "none (not a dict)"
+      raise UsageError(f"output_key {self._output_key!r} is not an output of the module; "
+                       f"its output keys: {keys}.")
+
+  def _track_module_variables(self) -> None:
+    if self._signature:
+      variables = list(self._function.variables)
+      trainable_ids = set()
+    else:
+      variables = list(getattr(self._module, "variables", []))
+      trainable_ids = {id(v) for v in getattr(self._module, "trainable_variables", [])}
+    for variable in variables:
+      # `initializer=<tf.Variable>` makes the Keras variable adopt that
+      # tf.Variable as its storage: nothing is copied.
+      self._track_variable(keras.Variable(
+          initializer=variable, shape=variable.shape, dtype=variable.dtype,
+          trainable=id(variable) in trainable_ids, name=_keras_name(variable)))
+
+  @property
+  def module(self) -> Any:
+    """The loaded module object (its variables are this layer's weights)."""
+    return self._module
+
+  @property
+  def regularization_losses(self) -> List[Any]:
+    """The module's regularization loss functions (empty for signatures)."""
+    if self._signature:
+      return []
+    return list(getattr(self._module, "regularization_losses", []))
+
+  def _get_own_losses(self) -> List[Any]:
+    # Keras collects every layer's losses through this hook (model.losses,
+    # compute_loss), so the module's losses join the model's loss exactly
+    # while the layer is trainable, as hub.KerasLayer does.
+    losses = super()._get_own_losses()
+    if self.trainable:
+      losses.extend(loss() for loss in self.regularization_losses)
+    return losses
+
+  def _training_value(self, training: Any) -> Any:
+    if not self.trainable or training is None:
+      return False
+    return training
+
+  def call(self, inputs, training=None):
+    if self._signature:
+      outputs = self._run_signature(inputs)
+    elif self._takes_training:
+      training = self._training_value(training)
+      if isinstance(training, bool):
+        outputs = self._function(inputs, training=training, **self._arguments)
+      else:
+        outputs = tf.cond(tf.cast(training, tf.bool),
+                          lambda: self._function(inputs, training=True, **self._arguments),
+                          lambda: self._function(inputs, training=False, **self._arguments))
+    else:
+      outputs = self._function(inputs, **self._arguments)
+    if self._output_key is not None:
+      return outputs[self._output_key]
+    return outputs
+
+  def _run_signature(self, inputs: Any) -> Any:
+    if isinstance(inputs, Mapping):
+      outputs = self._function(**inputs, **self._arguments)
+    else:
+      names = list(self._function.structured_input_signature[1])
+      if len(names) != 1:
+        raise UsageError(f"signature {self._signature!r} takes inputs {', '.join(names)}; "
+                         "pass a dict with those keys.")
+      outputs = self._function(**{names[0]: inputs}, **self._arguments)
+    if self._output_key is None and not self._signature_outputs_as_dict:
+      if len(outputs) != 1:
+        raise UsageError(f"signature {self._signature!r} has outputs {', '.join(outputs)}; "
+                         "pass output_key=NAME or signature_outputs_as_dict=True.")
+      return next(iter(outputs.values()))
+    return outputs
+
+  def compute_output_spec(self, inputs, training=None):
+    if self._output_shape is None:
+      return super().compute_output_spec(inputs, training=training)
+    batch = tf.nest.flatten(inputs)[0].shape[0]
+    shapes = self._output_shape
+    nested = isinstance(shapes[0], (list, tuple)) if shapes else False
+    specs = [keras.KerasTensor((batch,) + tuple(s), dtype=self.compute_dtype)
+             for s in (shapes if nested else [shapes])]
+    return specs if nested else specs[0]
+
+  def get_config(self) -> Dict[str, Any]:
+    if not isinstance(self._handle, (str, os.PathLike)):
+      raise UsageError("a KerasLayer built from a loaded object cannot be serialised; build "
+                       "it from a handle (a path) to save the model.")
+    config = super().get_config()
+    config.update({
+        "handle": os.fspath(self._handle),
+        "arguments": self._arguments,
+        "signature": self._signature,
+        "output_key": self._output_key,
+        "signature_outputs_as_dict": self._signature_outputs_as_dict,
+        "output_shape": self._output_shape,
+    })
+    return config
+
+  def export_module(self, export_dir: str, overwrite: bool = False) -> str:
+    """Saves the (fine-tuned) module again as a Reusable SavedModel.
+
+    Args:
+      export_dir: the directory to create; written to a temporary sibling
+        and renamed when complete.
+      overwrite: replace an existing directory.
+
+    Returns:
+      The absolute path of the export.
+    """
+    parent = os.fspath(self._handle) if isinstance(self._handle, (str, os.PathLike)) else None
+    with atomic_directory(export_dir, overwrite=overwrite) as tmp:
+      tf.saved_model.save(self._module, tmp,
+                          signatures=dict(getattr(self._module, "signatures", {})) or None)
+      metadata.write_metadata(tmp, {
+          "source": {"kind": "fine_tuned", "parent": parent, "layer": self.name},
+          "num_variables": len(getattr(self._module, "variables", [])),
+          "num_trainable_variables": len(getattr(self._module, "trainable_variables", [])),
+      })
+    return os.path.abspath(export_dir)
