@@ -44,8 +44,8 @@ def test_rule_ids_are_the_documented_ones():
   expected = {"layout.saved_model", "interface.call", "interface.training_traces",
               "interface.variables", "interface.regularization_losses",
               "behavior.deterministic_inference", "behavior.training_mode", "behavior.parity",
-              "consumer.hub_keras_layer", "consumer.distributed", "roundtrip.reexport",
-              "lint.logits", "security.ops"}
+              "consumer.hub_keras_layer", "consumer.keras3_layer", "consumer.distributed",
+              "roundtrip.reexport", "lint.logits", "security.ops"}
   assert expected <= set(checker.RULE_IDS)
   with open(os.path.join(os.path.dirname(__file__), "..", "docs", "rules.md")) as f:
     doc = f.read()
@@ -59,8 +59,9 @@ def test_every_library_module_conforms(workdir, name):
   report = hubkit.check_module(path)
   assert report.conforms, report.table()
   assert _statuses(report, "fail") == set()
-  assert {"consumer.hub_keras_layer", "consumer.distributed", "roundtrip.reexport",
-          "security.ops", "interface.training_traces"} <= _statuses(report, "pass"), report.table()
+  assert {"consumer.hub_keras_layer", "consumer.keras3_layer", "consumer.distributed",
+          "roundtrip.reexport", "security.ops",
+          "interface.training_traces"} <= _statuses(report, "pass"), report.table()
   assert report.figures["variables"] == len(modules.build_module(name, **SMALL[name]).variables)
 
 

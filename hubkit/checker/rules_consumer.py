@@ -135,6 +135,23 @@ def check_hub_keras_layer(ctx: Context):
                            sum(float(loss) for loss in frozen.losses))
 
 
+@rule("consumer.keras3_layer", "Loads and fine-tunes in hubkit.KerasLayer (Keras 3)",
+      fix="make sure every trainable variable is used by __call__, regularization losses are "
+          "zero-argument, and the training=True trace is differentiable.",
+      requires=CONSUMER_REQUIREMENTS)
+def check_keras3_layer(ctx: Context):
+  import keras  # pylint: disable=g-import-not-at-top
+  from hubkit.keras_layer import KerasLayer  # pylint: disable=g-import-not-at-top
+  frozen = KerasLayer(ctx.path, trainable=False)
+  layer = KerasLayer(ctx.path, trainable=True)
+  symbolic = tf.nest.map_structure(lambda s: keras.Input(shape=s.shape[1:], dtype=s.dtype.name),
+                                   ctx.signatures[0])
+  model = keras.Model(symbolic, layer(symbolic))
+  return judge_fine_tuning("hubkit.KerasLayer", layer, model, ctx.obj, ctx.inputs,
+                           lambda: keras.optimizers.Adam(_LEARNING_RATE),
+                           sum(float(loss) for loss in frozen.losses))
+
+
 @rule("consumer.distributed", "Fine-tunes under tf.distribute.MirroredStrategy",
       fix="create no variables inside __call__ and avoid ops without a CPU/GPU kernel; "
           "load the module inside strategy.scope().",
@@ -202,3 +219,4 @@ def check_reexport(ctx: Context):
     raise RuleFailed(f"re-exported outputs differ from the fine-tuned ones by {diff:.3g}")
   return (f"fine-tuned {len(trainable)} variables, re-exported and reloaded; outputs equal "
           f"(max diff {diff:.2g})")
+
