@@ -32,7 +32,7 @@ import hubkit
 from hubkit.atomic import atomic_file
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("repeats", 5, "Alternating timed runs per model.", lower_bound=1)
+flags.DEFINE_integer("repeats", 7, "Alternating timed runs per model.", lower_bound=1)
 flags.DEFINE_integer("epochs", 2, "Epochs per timed run.", lower_bound=1)
 flags.DEFINE_integer("examples", 16384, "Training examples.", lower_bound=64)
 flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
