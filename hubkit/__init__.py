@@ -22,6 +22,14 @@ _PUBLIC = {
     "load_keras_model": "hubkit.exporters.sources",
     "KerasLayer": "hubkit.keras_layer",
     "check_module": "hubkit.checker",
+    "pack_module": "hubkit.pack",
+    "validate_card": "hubkit.card",
+    "publish_module": "hubkit.registry",
+    "serve": "hubkit.registry",
+    "serving": "hubkit.registry",
+    "resolve": "hubkit.cache",
+    "load": "hubkit.cache",
+    "ModuleCache": "hubkit.cache",
     "Report": "hubkit.checker",
 }
 

@@ -13,7 +13,7 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
-from typing import Callable, List, Optional
+from typing import BinaryIO, Callable, List, Optional
 import zlib
 
 from hubkit import layout
@@ -50,15 +50,21 @@ def _normalized(archive: str, member: tarfile.TarInfo) -> Optional[str]:
 
 
 def extract_module_archive(archive: str, target_dir: str,
-                           on_bytes: Optional[Callable[[int], None]] = None) -> List[str]:
+                           on_bytes: Optional[Callable[[int], None]] = None,
+                           fileobj: Optional[BinaryIO] = None) -> List[str]:
   """Extracts a module archive into an existing, empty directory.
 
+  The archive is read as a stream (tar mode "r|gz"), so it may come straight
+  from a network response.
+
   Args:
-    archive: path of the `.tar.gz` file.
+    archive: path of the `.tar.gz` file, or its name (URL) when `fileobj`
+      is given; used in messages.
     target_dir: the directory to fill (the caller makes it, usually a
       temporary sibling that it renames into place afterwards).
     on_bytes: called with the number of bytes written after each chunk
       (progress reporting).
+    fileobj: read the archive from this binary stream instead of `archive`.
 
   Returns:
     The relative paths of the files written.
@@ -69,7 +75,8 @@ def extract_module_archive(archive: str, target_dir: str,
   """
   written = []
   try:
-    with tarfile.open(archive, mode="r:gz") as tar:
+    with tarfile.open(archive if fileobj is None else None, mode="r|gz",
+                      fileobj=fileobj) as tar:
       for member in tar:
         relpath = _normalized(archive, member)
         if relpath is None:

@@ -26,6 +26,11 @@ COMMANDS = {
     "export-module": ("export_module", "Export a module from the hubkit module library by name."),
     "export-keras": ("export_keras", "Cut a piece out of a Keras model and export it as a Reusable SavedModel."),
     "check": ("check", "Check that a module loads, behaves and fine-tunes as the interface promises."),
+    "pack": ("pack", "Pack a module into a deterministic hosting-protocol .tar.gz with its card."),
+    "validate-card": ("validate_card", "Validate a tfhub.dev markdown card."),
+    "publish": ("publish", "Pack and publish a module into a local registry root."),
+    "serve": ("serve", "Serve a registry root over the TF Hub hosting protocol."),
+    "cache": ("cache", "List, verify, remove or prune cached modules (TFHUB_CACHE_DIR)."),
 }
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

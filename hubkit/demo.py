@@ -6,14 +6,19 @@
    Keras exporter (which verifies parity with the classifier's layers): a
    Reusable SavedModel with hubkit metadata. Then prove it conforms with the
    checker (`hubkit check`).
-3. Reuse it as a consumer would: `hub.KerasLayer(trainable=True)` in a new
-   tf_keras model with a new head, fine-tuned on digits 5-9, next to a frozen
-   baseline.
+3. Publish it into a local registry (deterministic archive, tfhub.dev card,
+   Kaggle metadata) and serve it over the TF Hub hosting protocol on
+   127.0.0.1.
+4. Reuse it as a consumer would, by URL handle through a fresh cache:
+   `hub.KerasLayer(url, trainable=True)` in a new tf_keras model with a new
+   head, fine-tuned on digits 5-9, next to a frozen baseline.
 """
 
+import contextlib
 import dataclasses
 import os
-from typing import Dict, List, Tuple
+import shutil
+from typing import Dict, Iterator, List, Tuple
 
 from absl import logging
 import numpy as np
@@ -22,12 +27,15 @@ import tensorflow_hub as hub
 import tf_keras
 
 import hubkit
+from hubkit import cache
 from hubkit import checker
 from hubkit import datasets
+from hubkit import registry
 from hubkit.errors import HubkitError
 from hubkit.atomic import atomic_directory
 
 FEATURE_LAYER = "features"
+HANDLE = "hubkit/digits-features/1"
 _NUM_CLASSES = 5
 
 
@@ -39,6 +47,8 @@ class DemoResult:
   classifier_dir: str
   module_dir: str
   check_summary: str
+  handle_url: str
+  downloads: int
   source_accuracy: float
   frozen_accuracy: float
   finetuned_accuracy: float
@@ -48,6 +58,8 @@ class DemoResult:
     lines = [f"data: {self.data_source}", "written:"]
     lines += [f"  {what:<28} {path}" for what, path in self.artifacts]
     lines += [f"check: {self.check_summary}",
+              f"served as {self.handle_url}: downloaded {self.downloads} time(s) for three "
+              "loads (hubkit and tensorflow_hub share the cache)",
         "accuracy (held-out test split):",
         f"  source classifier, digits 0-4            {self.source_accuracy:.3f}",
         f"  frozen module + new head, digits 5-9     {self.frozen_accuracy:.3f}",
@@ -87,10 +99,24 @@ def _fit(model: tf_keras.Model, data: Dict[str, np.ndarray], epochs: int,
   return float(model.evaluate(data["x_test"], data["y_test"], verbose=0)[1])
 
 
-def _new_model(module_dir: str, trainable: bool) -> tf_keras.Model:
+@contextlib.contextmanager
+def _cache_env(cache_dir: str) -> Iterator[None]:
+  """Points TFHUB_CACHE_DIR (read by hubkit and tensorflow_hub) at a folder."""
+  previous = os.environ.get("TFHUB_CACHE_DIR")
+  os.environ["TFHUB_CACHE_DIR"] = cache_dir
+  try:
+    yield
+  finally:
+    if previous is None:
+      del os.environ["TFHUB_CACHE_DIR"]
+    else:
+      os.environ["TFHUB_CACHE_DIR"] = previous
+
+
+def _new_model(handle: str, trainable: bool) -> tf_keras.Model:
   return tf_keras.Sequential([
       tf_keras.Input(shape=(64,), name="pixels"),
-      hub.KerasLayer(module_dir, trainable=trainable, name="feature_extractor"),
+      hub.KerasLayer(handle, trainable=trainable, name="feature_extractor"),
       tf_keras.layers.Dense(_NUM_CLASSES, name="new_head"),
   ])
 
@@ -115,28 +141,44 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
   classifier_dir = os.path.join(workdir, "classifier")
   module_dir = os.path.join(workdir, "feature_extractor")
 
-  logging.info("1/3 training the source classifier on digits 0-4 (%s)", source)
+  logging.info("1/4 training the source classifier on digits 0-4 (%s)", source)
   classifier = _build_classifier()
   source_accuracy = _fit(classifier, source_task, epochs, 1e-2, verbose)
   with atomic_directory(classifier_dir, overwrite=True) as tmp:
     classifier.save(tmp, save_format="tf", include_optimizer=False)
 
-  logging.info("2/3 exporting layers up to %r as a Reusable SavedModel and checking it",
+  logging.info("2/4 exporting layers up to %r as a Reusable SavedModel and checking it",
                FEATURE_LAYER)
   hubkit.export_keras_submodel(classifier_dir, module_dir,
                                output_layer=FEATURE_LAYER, overwrite=True)
-
   report = checker.check_module(module_dir)
   if not report.conforms:
     raise HubkitError(f"the exported module does not conform:\n{report.table()}")
-  logging.info("3/3 reusing the module on digits 5-9: frozen, then fine-tuned")
-  frozen_accuracy = _fit(_new_model(module_dir, trainable=False), target_task,
-                         epochs, 1e-2, verbose)
-  finetuned_accuracy = _fit(_new_model(module_dir, trainable=True), target_task,
-                            epochs, 3e-3, verbose)
+
+  logging.info("3/4 publishing it as %s into a local registry and serving it", HANDLE)
+  # The registry and cache are the demo's own: start both afresh so that a
+  # re-run republishes (handles are immutable) and really downloads.
+  registry_root = os.path.join(workdir, "registry")
+  cache_dir = os.path.join(workdir, "tfhub_cache")
+  for folder in (registry_root, cache_dir):
+    shutil.rmtree(folder, ignore_errors=True)
+  archive = registry.publish_module(module_dir, registry_root, HANDLE,
+                                    description="Digit features learnt on digits 0-4.",
+                                    extra={"dataset": ["digits"]})
+  with registry.serving(registry_root) as server, _cache_env(cache_dir):
+    url = f"{server.url}/{HANDLE}"
+    logging.info("4/4 loading %s into a fresh cache and reusing it on digits 5-9", url)
+    cached = cache.resolve(url)
+    frozen_accuracy = _fit(_new_model(url, trainable=False), target_task, epochs, 1e-2, verbose)
+    finetuned_accuracy = _fit(_new_model(url, trainable=True), target_task, epochs, 3e-3,
+                              verbose)
+    downloads = server.downloads[HANDLE]
   return DemoResult(
       workdir=workdir, data_source=source, classifier_dir=classifier_dir,
       module_dir=module_dir, check_summary=report.summary(), source_accuracy=source_accuracy,
       frozen_accuracy=frozen_accuracy, finetuned_accuracy=finetuned_accuracy,
+      handle_url=url, downloads=downloads,
       artifacts=[("full classifier (tf_keras)", classifier_dir),
-                 ("feature-extractor module", module_dir)])
+                 ("feature-extractor module", module_dir),
+                 ("published archive", archive),
+                 ("cached download", cached)])

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from hubkit import cache
 from hubkit import metadata
 from hubkit.atomic import atomic_directory
 from hubkit.errors import UsageError
@@ -30,14 +31,6 @@ def _has_training_argument(function: Any) -> bool:
     if len(args) > 1 or "training" in kwargs:
       return True
   return False
-
-
-def _resolve(handle: str) -> str:
-  """Turns a handle into a local SavedModel directory."""
-  if not os.path.isdir(handle):
-    raise UsageError(f"module handle {handle!r} is not a SavedModel directory; pass the "
-                     "directory that holds saved_model.pb or an already loaded object.")
-  return handle
 
 
 @keras.saving.register_keras_serializable(package="hubkit")
@@ -66,8 +59,9 @@ class KerasLayer(keras.layers.Layer):
   ```
 
   Args:
-    handle: a SavedModel directory or an object returned by
-      `tf.saved_model.load`.
+    handle: a SavedModel directory, a `.tar.gz` archive, an http(s) handle
+      (fetched through the cache in $TFHUB_CACHE_DIR), or an object returned
+      by `tf.saved_model.load`.
     trainable: whether the module's trainable variables are fine-tuned.
     arguments: extra keyword arguments for every call (e.g. hyperparameters).
     signature: call this signature (inference only) instead of `__call__`.
@@ -102,7 +96,7 @@ class KerasLayer(keras.layers.Layer):
     self._signature_outputs_as_dict = signature_outputs_as_dict
     self._output_shape = output_shape
     if isinstance(handle, (str, os.PathLike)):
-      self._module = tf.saved_model.load(_resolve(os.fspath(handle)), options=load_options)
+      self._module = tf.saved_model.load(cache.resolve(os.fspath(handle)), options=load_options)
     else:
       self._module = handle
     self._function = self._pick_function()

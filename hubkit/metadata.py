@@ -1,5 +1,8 @@
 """Provenance of an export, kept in ``assets.extra/hubkit.json``.
 
+TensorFlow is imported only by the functions that need it, so that reading
+metadata (the cache, the registry) stays cheap.
+
 ``assets.extra`` is inside the tfhub.dev allow-list and is ignored by the
 SavedModel loader, so the metadata travels with the module without changing
 how it loads.
@@ -10,8 +13,6 @@ import json
 import os
 import platform
 from typing import Any, Dict, Mapping, Optional
-
-import tensorflow as tf
 
 from hubkit import layout
 from hubkit.errors import UsageError
@@ -31,6 +32,8 @@ def sha256_file(path: str, chunk_size: int = 1 << 20) -> str:
 
 def spec_to_json(structure: Any) -> Any:
   """Turns a nest of `tf.TensorSpec`s (or tensors) into JSON-ready values."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   def one(spec):
     return {"dtype": spec.dtype.name,
             "shape": None if spec.shape.rank is None else spec.shape.as_list()}
@@ -58,6 +61,7 @@ def write_metadata(export_dir: str, info: Mapping[str, Any]) -> Dict[str, Any]:
   Returns:
     The record written, including the sha256 of every other file.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   record = {
       "format_version": FORMAT_VERSION,
       "hubkit_version": __version__,

@@ -18,6 +18,8 @@ def test_demo_end_to_end(tmp_path, capsys):
   assert str(module_dir) in out
   assert (workdir / "classifier" / "saved_model.pb").exists()
   assert "conforms to the Reusable SavedModel interface" in out
+  assert "/hubkit/digits-features/1: downloaded 1 time(s)" in out
+  assert (workdir / "registry" / "hubkit" / "digits-features" / "1" / "module.tar.gz").exists()
   assert layout.disallowed_paths(str(module_dir)) == []
   with open(module_dir / layout.METADATA_RELPATH) as f:
     record = json.load(f)

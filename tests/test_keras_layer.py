@@ -231,7 +231,7 @@ def test_error_cases(handles):
     hubkit.KerasLayer(handles["frozen"], signature="serving_default", trainable=True)
   with pytest.raises(hubkit.UsageError, match="no signature 'nope'; it has: serving_default"):
     hubkit.KerasLayer(handles["frozen"], signature="nope")
-  with pytest.raises(hubkit.UsageError, match="is not a SavedModel directory"):
+  with pytest.raises(hubkit.UsageError, match="is not an existing directory, a .tar.gz"):
     hubkit.KerasLayer("/nonexistent/module")
   loaded = tf.saved_model.load(handles["frozen"])
   with pytest.raises(hubkit.UsageError, match="cannot be serialised"):

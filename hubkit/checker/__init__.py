@@ -11,6 +11,7 @@ import time
 from typing import Optional
 
 from hubkit import archive
+from hubkit import cache
 from hubkit.checker import registry
 from hubkit.checker import rules_layout  # pylint: disable=unused-import
 from hubkit.checker import rules_security  # pylint: disable=unused-import
@@ -50,6 +51,8 @@ def _run_rule(rule: registry.Rule, ctx: Context, done: dict) -> CheckResult:
 
 def _local_module(path: str) -> tuple:
   """Returns (module directory, temporary directory to remove or None)."""
+  if cache.is_url(path):
+    return cache.resolve(path), None
   if not os.path.exists(path):
     raise UsageError(f"{path} does not exist; pass a SavedModel directory or a .tar.gz "
                      "module archive.")
@@ -70,7 +73,8 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
   """Checks a module against every rule.
 
   Args:
-    path: a SavedModel directory or a `.tar.gz` module archive.
+    path: a SavedModel directory, a `.tar.gz` module archive, or an http(s)
+      handle (fetched through the cache in $TFHUB_CACHE_DIR).
     reference: optional Keras model or SavedModel to compare outputs with
       (rule behavior.parity).
     inputs: optional `.npz` of test inputs, keyed "inputs" for a single

@@ -1,4 +1,4 @@
-"""Checks that a module (SavedModel directory or .tar.gz archive) loads,
+"""Checks that a module (SavedModel directory, .tar.gz archive or URL handle) loads,
 behaves and fine-tunes as the Reusable SavedModel interface promises.
 
 Exit code 0 when it conforms (warnings allowed), 1 when a rule fails, 2 when

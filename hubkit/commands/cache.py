@@ -1,0 +1,59 @@
+"""Manages the module cache ($TFHUB_CACHE_DIR, shared with tensorflow_hub):
+
+  hubkit cache ls                      list cached modules
+  hubkit cache verify                  check completeness and file checksums
+  hubkit cache rm HANDLE               remove one module (handle or cache key)
+  hubkit cache prune --older-than=DAYS remove modules unused for DAYS
+"""
+
+import datetime
+from typing import List
+
+from absl import flags
+
+from hubkit.errors import UsageError
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("cache_dir", None, "Cache folder (default: $TFHUB_CACHE_DIR or "
+                    "<tmp>/tfhub_modules).", flag_values=FLAGS)
+flags.DEFINE_float("older-than", None, "For prune: remove modules unused for more than this "
+                   "many days.", lower_bound=0.0, flag_values=FLAGS)
+
+_ACTIONS = ("ls", "verify", "rm", "prune")
+
+
+def _row(entry) -> str:
+  used = datetime.datetime.fromtimestamp(entry.last_used).strftime("%Y-%m-%d %H:%M")
+  state = "ok" if not entry.problems else "BROKEN: " + "; ".join(entry.problems[:2])
+  return f"{entry.key}  {entry.size / 1e6:9.2f} MB  {used}  {state}  {entry.handle or '?'}"
+
+
+def main(args: List[str]) -> int:
+  if not args or args[0] not in _ACTIONS:
+    raise UsageError(f"'hubkit cache' needs an action: {', '.join(_ACTIONS)}.")
+  action, rest = args[0], args[1:]
+  from hubkit import cache  # pylint: disable=g-import-not-at-top
+  module_cache = cache.ModuleCache(FLAGS.cache_dir)
+  if action == "rm":
+    if len(rest) != 1:
+      raise UsageError("'hubkit cache rm' takes exactly one handle or cache key.")
+    print(f"removed {module_cache.remove(rest[0])}")
+    return 0
+  if rest:
+    raise UsageError(f"unexpected argument(s) {' '.join(rest)} for 'hubkit cache {action}'.")
+  if action == "prune":
+    days = FLAGS["older-than"].value
+    if days is None:
+      raise UsageError("'hubkit cache prune' needs --older-than=DAYS.")
+    removed = module_cache.prune(days)
+    for entry in removed:
+      print(f"removed {entry.path}  {entry.handle or '?'}")
+    print(f"pruned {len(removed)} module(s) unused for more than {days:g} days")
+    return 0
+  entries = module_cache.verify() if action == "verify" else module_cache.entries()
+  for entry in entries:
+    print(_row(entry))
+  broken = [e for e in entries if e.problems]
+  print(f"{len(entries)} module(s) in {module_cache.cache_dir}"
+        + (f", {len(broken)} broken (remove them with 'hubkit cache rm KEY')" if broken else ""))
+  return 1 if action == "verify" and broken else 0

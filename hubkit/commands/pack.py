@@ -1,0 +1,44 @@
+"""Packs a SavedModel directory into the hosting-protocol archive
+(deterministic .tar.gz whose root is the SavedModel root), and writes a
+tfhub.dev card (<archive stem>.md) and Kaggle's model-instance-metadata.json
+beside it.
+
+Example:
+  hubkit pack /tmp/features --output=/tmp/features.tar.gz --handle=me/features/1
+"""
+
+import os
+from typing import List
+
+from absl import flags
+
+from hubkit.commands import _card_flags
+from hubkit.commands import _common
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("output", None, "The archive to write (.tar.gz).", flag_values=FLAGS)
+flags.DEFINE_string("handle", None, "publisher/name/version for the card (default: no card).",
+                    flag_values=FLAGS)
+flags.DEFINE_bool("overwrite", False, "Replace an existing archive.", flag_values=FLAGS)
+_card_flags.define(FLAGS)
+
+
+def main(args: List[str]) -> int:
+  module_dir = _common.one_positional("pack", "module directory", args)
+  (output,) = _common.required(FLAGS, "output")
+  from hubkit import card, metadata, pack  # pylint: disable=g-import-not-at-top
+  if FLAGS.handle:
+    card.parse_handle(FLAGS.handle)
+  path = pack.pack_module(module_dir, output, overwrite=FLAGS.overwrite)
+  print(f"packed {module_dir} into {path} ({os.path.getsize(path):,} bytes, sha256 "
+        f"{metadata.sha256_file(path)})")
+  if FLAGS.handle:
+    stem = os.path.basename(path)[:-len(".tar.gz")]
+    card_path, kaggle_path = card.write_card_files(
+        os.path.dirname(path), FLAGS.handle,
+        FLAGS.description or f"A Reusable SavedModel packed by hubkit ({stem}).",
+        os.path.basename(path), metadata.read_metadata(module_dir), task=FLAGS.task,
+        fine_tunable=_card_flags.fine_tunable(FLAGS), model_format=FLAGS.format,
+        extra=_card_flags.extra(FLAGS), card_name=f"{stem}.md")
+    print(f"wrote card {card_path} and {kaggle_path}")
+  return 0

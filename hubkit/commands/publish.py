@@ -1,0 +1,31 @@
+"""Packs a module and publishes it into a local registry root as
+publisher/name/version (with its card and Kaggle metadata). Handles are
+immutable: publishing a version again with other content is refused.
+
+Example:
+  hubkit publish /tmp/features --root=/srv/modules --handle=me/features/1
+"""
+
+from typing import List
+
+from absl import flags
+
+from hubkit.commands import _card_flags
+from hubkit.commands import _common
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("root", None, "The registry root folder.", flag_values=FLAGS)
+flags.DEFINE_string("handle", None, "publisher/name/version.", flag_values=FLAGS)
+_card_flags.define(FLAGS)
+
+
+def main(args: List[str]) -> int:
+  module_dir = _common.one_positional("publish", "module directory", args)
+  root, handle = _common.required(FLAGS, "root", "handle")
+  from hubkit import registry  # pylint: disable=g-import-not-at-top
+  path = registry.publish_module(
+      module_dir, root, handle, description=FLAGS.description, task=FLAGS.task,
+      fine_tunable=_card_flags.fine_tunable(FLAGS), model_format=FLAGS.format,
+      extra=_card_flags.extra(FLAGS))
+  print(f"published {handle} at {path}")
+  return 0

@@ -1,0 +1,109 @@
+"""Pack a module into the TF Hub hosting-protocol archive.
+
+The archive's root is the SavedModel root (what `tensorflow_hub` expects from
+`?tf-hub-format=compressed`), it holds only allow-listed paths, and it is
+deterministic: entries sorted, times, owners and modes fixed, and the gzip
+header carries no name or time. Packing the same directory twice gives the
+same bytes, so an archive's sha256 identifies its content.
+"""
+
+import gzip
+import os
+import tarfile
+from typing import BinaryIO, List
+
+from hubkit import layout
+from hubkit.atomic import atomic_file
+from hubkit.errors import UsageError
+from hubkit.progress import Progress
+
+_CHUNK = 1 << 20
+
+
+def check_layout(module_dir: str) -> List[str]:
+  """Returns the module's files, or raises when it fails layout.saved_model.
+
+  Raises:
+    UsageError: not a directory, no saved_model.pb, or files outside the
+      allow-list (named).
+  """
+  if not os.path.isdir(module_dir):
+    raise UsageError(f"{module_dir} is not a directory; pass a SavedModel directory.")
+  if not os.path.isfile(os.path.join(module_dir, "saved_model.pb")):
+    raise UsageError(f"{module_dir} has no saved_model.pb; pass the SavedModel root.")
+  stray = layout.disallowed_paths(module_dir)
+  if stray:
+    raise UsageError(f"{module_dir} fails layout.saved_model: {', '.join(stray[:5])} "
+                     "outside the allow-list; remove them (or run 'hubkit check').")
+  for dirpath, dirnames, filenames in os.walk(module_dir):
+    for name in dirnames + filenames:
+      if os.path.islink(os.path.join(dirpath, name)):
+        raise UsageError(f"{os.path.join(dirpath, name)} is a symbolic link; replace it with "
+                         "the file it points to.")
+  return list(layout.iter_files(module_dir))
+
+
+def _info(name: str, size: int = 0, is_dir: bool = False) -> tarfile.TarInfo:
+  info = tarfile.TarInfo(name)
+  info.size = size
+  info.mtime = 0
+  info.uid = info.gid = 0
+  info.uname = info.gname = ""
+  info.mode = 0o755 if is_dir else 0o644
+  if is_dir:
+    info.type = tarfile.DIRTYPE
+  return info
+
+
+class _Counting:
+  """A read-only file wrapper that reports progress."""
+
+  def __init__(self, f: BinaryIO, progress: Progress):
+    self._f, self._progress = f, progress
+
+  def read(self, size: int = -1) -> bytes:
+    data = self._f.read(size)
+    self._progress.add(len(data))
+    return data
+
+
+def write_archive(module_dir: str, out: BinaryIO) -> None:
+  """Writes the deterministic archive of a checked module to a binary stream."""
+  files = check_layout(module_dir)
+  directories = sorted({"/".join(f.split("/")[:i]) for f in files
+                        for i in range(1, f.count("/") + 1)})
+  total = sum(os.path.getsize(os.path.join(module_dir, f)) for f in files)
+  # mtime=0 and no filename keep the gzip header identical between runs.
+  with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz, \
+      tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar, \
+      Progress(f"packing {os.path.basename(os.path.abspath(module_dir))}", total) as progress:
+    for name in sorted(directories + files):
+      path = os.path.join(module_dir, *name.split("/"))
+      if name in directories:
+        tar.addfile(_info(name, is_dir=True))
+      else:
+        with open(path, "rb") as f:
+          tar.addfile(_info(name, os.path.getsize(path)), _Counting(f, progress))
+
+
+def pack_module(module_dir: str, output: str, overwrite: bool = False) -> str:
+  """Packs a SavedModel directory into a deterministic `.tar.gz` archive.
+
+  Args:
+    module_dir: the SavedModel root; it must pass layout.saved_model.
+    output: the archive to write (must end in `.tar.gz`).
+    overwrite: replace an existing archive.
+
+  Returns:
+    The absolute path of the archive.
+
+  Raises:
+    UsageError: a bad output name, an existing output, or a module directory
+      that fails layout.saved_model.
+  """
+  if not output.endswith(".tar.gz"):
+    raise UsageError(f"--output {output} must end in .tar.gz (the hosting protocol's format).")
+  check_layout(module_dir)
+  with atomic_file(output, "wb", overwrite=overwrite) as f:
+    write_archive(module_dir, f)
+  return os.path.abspath(output)

@@ -1,0 +1,244 @@
+"""A local module registry that speaks the TF Hub hosting protocol.
+
+Layout on disk, one folder per published version:
+
+    ROOT/<publisher>/<name>/<version>/module.tar.gz
+    ROOT/<publisher>/<name>/<version>/README.md                     (tfhub.dev card)
+    ROOT/<publisher>/<name>/<version>/model-instance-metadata.json  (Kaggle)
+
+`GET /<publisher>/<name>/<version>?tf-hub-format=compressed` streams the
+archive (Content-Length, ETag = quoted sha256), `HEAD` answers the same
+headers, and the same URL without the query returns the card. Unmodified
+`tensorflow_hub.load("http://HOST:PORT/publisher/name/version")` works
+against it. Handles are immutable: publishing a version again with other
+content is refused.
+"""
+
+import collections
+import contextlib
+import hashlib
+import http.server
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from typing import Iterator, Optional
+import urllib.parse
+
+from absl import logging
+
+from hubkit import card as card_lib
+from hubkit import metadata
+from hubkit import pack
+from hubkit.errors import UsageError
+
+ARCHIVE_NAME = "module.tar.gz"
+CARD_NAME = "README.md"
+_CHUNK = 1 << 16
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _sha256(path: str) -> str:
+  return metadata.sha256_file(path)
+
+
+def publish_module(module_dir: str, root: str, handle: str, description: Optional[str] = None,
+                   task: Optional[str] = None, fine_tunable: Optional[bool] = None,
+                   model_format: str = "saved_model_2", extra=None) -> str:
+  """Packs a module and places it in a registry root under `handle`.
+
+  Args:
+    module_dir: the SavedModel directory (must pass layout.saved_model).
+    root: the registry root folder (created if missing).
+    handle: publisher/name/version.
+    description: one line for the card (defaults to one made from the
+      module's metadata).
+    task, fine_tunable, model_format, extra: card metadata (see
+      hubkit.card.render_card); task and fine_tunable default from hubkit.json.
+
+  Returns:
+    The path of the published archive.
+
+  Raises:
+    UsageError: a bad handle, a module failing layout.saved_model, or the
+      handle already published with different content.
+  """
+  publisher, name, version = card_lib.parse_handle(handle)
+  target = os.path.join(root, publisher, name, version)
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=os.path.dirname(target))
+  try:
+    archive = os.path.join(staging, ARCHIVE_NAME)
+    pack.pack_module(module_dir, archive)
+    existing = os.path.join(target, ARCHIVE_NAME)
+    if os.path.exists(existing):
+      if _sha256(existing) == _sha256(archive):
+        logging.info("%s is already published with this content; nothing to do.", handle)
+        return existing
+      raise UsageError(f"{handle} is already published with different content, and handles "
+                       "are immutable; publish a new version (e.g. "
+                       f"{publisher}/{name}/{int(version) + 1}).")
+    record = metadata.read_metadata(module_dir)
+    summary = description or (f"A Reusable SavedModel exported by hubkit from "
+                              f"{(record or {}).get('source', {}).get('kind', 'a model')}.")
+    card_lib.write_card_files(staging, handle, summary, f"{handle}/{ARCHIVE_NAME}", record,
+                              task=task, fine_tunable=fine_tunable, model_format=model_format,
+                              extra=extra, card_name=CARD_NAME)
+    try:
+      os.rename(staging, target)
+    except OSError as e:
+      raise UsageError(f"{handle} was published by someone else meanwhile ({e}); check it "
+                       "with 'hubkit check'.") from e
+    return existing
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+  """Serves ROOT/<publisher>/<name>/<version>/ over HTTP."""
+
+  server_version = "hubkit-registry"
+  protocol_version = "HTTP/1.1"
+
+  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+    logging.info("%s %s", self.address_string(), format % args)
+
+  def _send_text(self, code: int, text: str, content_type: str = "text/plain") -> None:
+    body = (text + "\n").encode("utf-8")
+    self.send_response(code)
+    self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+    self.send_header("Content-Length", str(len(body)))
+    self.end_headers()
+    if self.command != "HEAD":
+      self.wfile.write(body)
+
+  def _version_dir(self, path: str) -> Optional[str]:
+    segments = [urllib.parse.unquote(s) for s in path.strip("/").split("/")]
+    if len(segments) != 3 or not all(_SEGMENT.match(s) for s in segments):
+      return None
+    root = os.path.realpath(self.server.root)
+    candidate = os.path.realpath(os.path.join(root, *segments))
+    if os.path.commonpath([root, candidate]) != root:
+      return None
+    return candidate
+
+  def do_HEAD(self):  # pylint: disable=invalid-name
+    self.do_GET()
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    url = urllib.parse.urlsplit(self.path)
+    query = urllib.parse.parse_qs(url.query)
+    version_dir = self._version_dir(url.path)
+    if version_dir is None:
+      self._send_text(400 if ".." in url.path or "%2e" in url.path.lower() else 404,
+                      f"no module at {url.path}: handles look like /publisher/name/version")
+      return
+    archive = os.path.join(version_dir, ARCHIVE_NAME)
+    if not os.path.isfile(archive):
+      self._send_text(404, f"no module published as {url.path.strip('/')}")
+      return
+    fmt = query.get("tf-hub-format", [None])[0]
+    if fmt is None:
+      with open(os.path.join(version_dir, CARD_NAME), encoding="utf-8") as f:
+        self._send_text(200, f.read(), "text/markdown")
+      return
+    if fmt != "compressed":
+      self._send_text(400, f"tf-hub-format={fmt} is not served; use tf-hub-format=compressed")
+      return
+    self._send_archive(archive, url.path.strip("/"))
+
+  def _send_archive(self, archive: str, handle: str) -> None:
+    etag = self.server.etag_for(archive)
+    if self.headers.get("If-None-Match") == f'"{etag}"':
+      self.send_response(304)
+      self.send_header("ETag", f'"{etag}"')
+      self.end_headers()
+      return
+    self.send_response(200)
+    self.send_header("Content-Type", "application/x-tar")
+    self.send_header("Content-Length", str(os.path.getsize(archive)))
+    self.send_header("ETag", f'"{etag}"')
+    self.end_headers()
+    if self.command == "HEAD":
+      return
+    self.server.count(handle)
+    with open(archive, "rb") as f:
+      for chunk in iter(lambda: f.read(_CHUNK), b""):
+        self.wfile.write(chunk)
+        if self.server.bytes_per_second:
+          time.sleep(len(chunk) / self.server.bytes_per_second)
+
+
+class RegistryServer(http.server.ThreadingHTTPServer):
+  """The registry's HTTP server; counts archive downloads per handle.
+
+  Args:
+    root: the registry root folder.
+    address: (host, port); port 0 picks a free one.
+    bytes_per_second: throttle archive bodies (to simulate slow links).
+  """
+
+  daemon_threads = True
+
+  def __init__(self, root: str, address=("127.0.0.1", 0), bytes_per_second: float = 0.0):
+    if not os.path.isdir(root):
+      raise UsageError(f"registry root {root} is not a directory; publish a module there "
+                       "first with 'hubkit publish'.")
+    self.root = root
+    self.bytes_per_second = bytes_per_second
+    self.downloads = collections.Counter()
+    self._etags = {}
+    self._lock = threading.Lock()
+    super().__init__(address, _Handler)
+
+  @property
+  def url(self) -> str:
+    host, port = self.server_address[:2]
+    return f"http://{host}:{port}"
+
+  def count(self, handle: str) -> None:
+    with self._lock:
+      self.downloads[handle] += 1
+
+  def etag_for(self, archive: str) -> str:
+    # Archives are immutable once published, so their hash is computed once.
+    stat = os.stat(archive)
+    key = (archive, stat.st_size, stat.st_mtime_ns)
+    with self._lock:
+      if key not in self._etags:
+        self._etags[key] = _sha256(archive)
+      return self._etags[key]
+
+
+@contextlib.contextmanager
+def serving(root: str, host: str = "127.0.0.1", port: int = 0,
+            bytes_per_second: float = 0.0) -> Iterator[RegistryServer]:
+  """Runs the registry in a background thread for the duration of a block.
+
+  Yields:
+    The running RegistryServer (`server.url` is its base URL).
+  """
+  server = RegistryServer(root, (host, port), bytes_per_second)
+  thread = threading.Thread(target=server.serve_forever, name="hubkit-registry", daemon=True)
+  thread.start()
+  try:
+    yield server
+  finally:
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def serve(root: str, host: str = "127.0.0.1", port: int = 8765) -> None:
+  """Serves a registry root until interrupted (Ctrl-C)."""
+  server = RegistryServer(root, (host, port))
+  logging.info("serving %s at %s (Ctrl-C stops)", os.path.abspath(root), server.url)
+  print(f"serving {os.path.abspath(root)} at {server.url}", flush=True)
+  try:
+    server.serve_forever()
+  except KeyboardInterrupt:
+    logging.info("stopped")
+  finally:
+    server.server_close()
