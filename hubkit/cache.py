@@ -86,7 +86,7 @@ def module_problems(module_dir: str) -> List[str]:
   for relpath in (record or {}).get("files", {}):
     if not os.path.isfile(os.path.join(module_dir, relpath)):
       problems.append(f"{relpath} is missing")
-  return problems
+  return list(dict.fromkeys(problems))
 
 
 def _read_record(module_dir: str) -> Optional[Dict[str, Any]]:
