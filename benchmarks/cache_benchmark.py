@@ -1,0 +1,105 @@
+"""Resolving a large module over HTTP: hubkit vs tensorflow_hub, side by side.
+
+Publishes a ~100 MB module into a local registry, serves it on 127.0.0.1 and
+resolves it into a fresh cache with each library, each in its own process.
+Reports throughput (MB/s of archive) and peak memory growth during the
+resolve (flat means streaming: it does not grow with module size), plus the
+time of a cached (offline) resolve.
+
+Prints a table and writes JSON (default benchmarks/results/cache.json).
+
+  python benchmarks/cache_benchmark.py [--megabytes=100] [--repeats=3]
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+import hubkit
+from hubkit.atomic import atomic_file
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("megabytes", 100, "Approximate module size.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed resolves per library (fresh cache each).",
+                     lower_bound=1)
+flags.DEFINE_string("output", os.path.join(os.path.dirname(__file__), "results", "cache.json"),
+                    "Where to write the JSON.")
+
+# Runs in a fresh process: imports first, then measures only the resolve.
+_PROBE = """
+import json, os, resource, sys, time
+library, url = sys.argv[1], sys.argv[2]
+if library == "hubkit":
+  from hubkit import cache
+  resolve = cache.resolve
+else:
+  import tensorflow_hub as hub
+  resolve = hub.resolve
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+path = resolve(url)
+seconds = time.perf_counter() - start
+start = time.perf_counter()
+resolve(url)
+cached = time.perf_counter() - start
+growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"seconds": seconds, "cached_seconds": cached, "rss_growth_kb": growth}))
+"""
+
+
+def _probe(library, url, cache_dir):
+  env = dict(os.environ, TFHUB_CACHE_DIR=cache_dir, TF_CPP_MIN_LOG_LEVEL="3")
+  out = subprocess.run([sys.executable, "-c", _PROBE, library, url], env=env, check=True,
+                       capture_output=True, text=True).stdout
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv):
+  del argv
+  rows = []
+  with tempfile.TemporaryDirectory() as workdir:
+    units = int((FLAGS.megabytes * 1e6 / 4) ** 0.5)
+    module = hubkit.export_module(
+        "mlp_feature_vector", os.path.join(workdir, "module"),
+        config={"input_dim": units, "hidden_units": [units], "dropout_rate": 0.0})
+    root = os.path.join(workdir, "root")
+    archive = hubkit.publish_module(module, root, "bench/big/1")
+    megabytes = os.path.getsize(archive) / 1e6
+    with hubkit.serving(root) as server:
+      url = f"{server.url}/bench/big/1"
+      for library in ("hubkit", "tensorflow_hub"):
+        runs = []
+        for i in range(FLAGS.repeats):
+          print(f"resolving with {library} ({i + 1}/{FLAGS.repeats}) ...", file=sys.stderr,
+                flush=True)
+          runs.append(_probe(library, url, os.path.join(workdir, f"cache_{library}_{i}")))
+        seconds = statistics.median(r["seconds"] for r in runs)
+        rows.append({"library": library, "archive_mb": megabytes, "seconds": seconds,
+                     "mb_per_s": megabytes / seconds,
+                     "cached_seconds": statistics.median(r["cached_seconds"] for r in runs),
+                     "rss_growth_mb": max(r["rss_growth_kb"] for r in runs) / 1024})
+  ratio = rows[0]["mb_per_s"] / rows[1]["mb_per_s"]
+  header = f"{'library':<16} {'archive MB':>10} {'MB/s':>8} {'cached s':>9} {'peak RSS +MB':>13}"
+  print(header)
+  print("-" * len(header))
+  for r in rows:
+    print(f"{r['library']:<16} {r['archive_mb']:>10.1f} {r['mb_per_s']:>8.1f} "
+          f"{r['cached_seconds']:>9.4f} {r['rss_growth_mb']:>13.1f}")
+  print(f"hubkit / tensorflow_hub throughput: {ratio:.2f} (hubkit also verifies the sha256 "
+        f"and the archive entries); median of {FLAGS.repeats}, {os.cpu_count()} CPUs")
+  with atomic_file(FLAGS.output, "w") as f:
+    json.dump({"benchmark": "cache", "repeats": FLAGS.repeats, "rows": rows,
+               "throughput_ratio": ratio}, f, indent=2)
+  print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+  app.run(main)
