@@ -23,8 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+import _report  # pylint: disable=g-bad-import-order
 import hubkit
-from hubkit.atomic import atomic_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("megabytes", 100, "Approximate module size.", lower_bound=1)
@@ -87,19 +87,14 @@ def main(argv):
                      "cached_seconds": statistics.median(r["cached_seconds"] for r in runs),
                      "rss_growth_mb": max(r["rss_growth_kb"] for r in runs) / 1024})
   ratio = rows[0]["mb_per_s"] / rows[1]["mb_per_s"]
-  header = f"{'library':<16} {'archive MB':>10} {'MB/s':>8} {'cached s':>9} {'peak RSS +MB':>13}"
-  print(header)
-  print("-" * len(header))
-  for r in rows:
-    print(f"{r['library']:<16} {r['archive_mb']:>10.1f} {r['mb_per_s']:>8.1f} "
-          f"{r['cached_seconds']:>9.4f} {r['rss_growth_mb']:>13.1f}")
-  print(f"hubkit / tensorflow_hub throughput: {ratio:.2f} (hubkit also verifies the sha256 "
-        f"and the archive entries); median of {FLAGS.repeats}, {os.cpu_count()} CPUs")
-  with atomic_file(FLAGS.output, "w") as f:
-    json.dump({"benchmark": "cache", "repeats": FLAGS.repeats, "rows": rows,
-               "throughput_ratio": ratio}, f, indent=2)
-  print(f"wrote {FLAGS.output}")
-
+  _report.report(
+      [("library", "library", "<16"), ("archive MB", "archive_mb", ".1f"),
+       ("MB/s", "mb_per_s", ".1f"), ("cached s", "cached_seconds", ".4f"),
+       ("peak RSS +MB", "rss_growth_mb", ".1f")],
+      rows, f"hubkit / tensorflow_hub throughput: {ratio:.2f} (hubkit also verifies the sha256 "
+      f"and the archive entries); median of {FLAGS.repeats}, {os.cpu_count()} CPUs",
+      FLAGS.output, {"benchmark": "cache", "repeats": FLAGS.repeats,
+                     "throughput_ratio": ratio})
 
 if __name__ == "__main__":
   app.run(main)

@@ -12,7 +12,6 @@ Prints a table and writes JSON (default benchmarks/results/export.json).
   python benchmarks/export_benchmark.py [--repeats=3] [--output=FILE]
 """
 
-import json
 import os
 import statistics
 import sys
@@ -27,8 +26,8 @@ import keras
 import tensorflow as tf
 import tf_keras
 
+import _report  # pylint: disable=g-bad-import-order
 import hubkit
-from hubkit.atomic import atomic_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Timed repetitions per measurement.", lower_bound=1)
@@ -99,20 +98,12 @@ def main(argv):
     for name, export in _exporters().items():
       print(f"measuring {name} ...", file=sys.stderr, flush=True)
       rows.append(_measure(name, export, workdir, FLAGS.repeats))
-  header = f"{'exporter':<22} {'params':>11} {'export s':>9} {'reload s':>9} {'size/param bytes':>17}"
-  print(header)
-  print("-" * len(header))
-  for r in rows:
-    print(f"{r['exporter']:<22} {r['parameters']:>11,} {r['export_s']:>9.2f} "
-          f"{r['reload_s']:>9.2f} {r['size_ratio']:>17.4f}")
-  print(f"(size target <= {SIZE_TARGET}; median of {FLAGS.repeats} runs; "
-        f"TF {tf.__version__}, {os.cpu_count()} CPUs)")
-  result = {"benchmark": "export", "repeats": FLAGS.repeats, "tensorflow": tf.__version__,
-            "cpus": os.cpu_count(), "rows": rows}
-  with atomic_file(FLAGS.output, "w") as f:
-    json.dump(result, f, indent=2)
-  print(f"wrote {FLAGS.output}")
-
+  _report.report(
+      [("exporter", "exporter", "<22"), ("params", "parameters", ",d"), ("export s", "export_s", ".2f"),
+       ("reload s", "reload_s", ".2f"), ("size/param bytes", "size_ratio", ".4f")],
+      rows, f"(size target <= {SIZE_TARGET}; median of {FLAGS.repeats} runs; "
+      f"TF {tf.__version__}, {os.cpu_count()} CPUs)", FLAGS.output,
+      {"benchmark": "export", "repeats": FLAGS.repeats, "tensorflow": tf.__version__})
 
 if __name__ == "__main__":
   app.run(main)

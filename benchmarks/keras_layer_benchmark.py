@@ -11,7 +11,6 @@ Prints a table and writes JSON (default benchmarks/results/keras_layer.json).
   python benchmarks/keras_layer_benchmark.py [--repeats=5] [--epochs=2] [--output=FILE]
 """
 
-import json
 import os
 import statistics
 import sys
@@ -28,8 +27,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
+import _report  # pylint: disable=g-bad-import-order
 import hubkit
-from hubkit.atomic import atomic_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 7, "Alternating timed runs per model.", lower_bound=1)
@@ -104,22 +103,15 @@ def main(argv):
         "hub.KerasLayer / native (tf_keras)",
         lambda: _classifier(tf_keras, hub.KerasLayer(tk_module, trainable=True)),
         lambda: _classifier(tf_keras, _features(tf_keras)), tf_keras, x, y))
-  header = f"{'pair':<38} {'module ex/s':>12} {'native ex/s':>12} {'ratio':>7}"
-  print(header)
-  print("-" * len(header))
-  for r in rows:
-    print(f"{r['pair']:<38} {r['module_examples_per_s']:>12,.0f} "
-          f"{r['native_examples_per_s']:>12,.0f} {r['ratio']:>7.3f}")
-  print(f"(target ratio >= {TARGET}; median of {FLAGS.repeats} alternating runs of "
-        f"{FLAGS.epochs} epochs x {FLAGS.examples} examples, batch {FLAGS.batch_size}; "
-        f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs)")
-  with atomic_file(FLAGS.output, "w") as f:
-    json.dump({"benchmark": "keras_layer", "repeats": FLAGS.repeats, "epochs": FLAGS.epochs,
-               "examples": FLAGS.examples, "batch_size": FLAGS.batch_size,
-               "tensorflow": tf.__version__, "keras": keras.__version__,
-               "cpus": os.cpu_count(), "rows": rows}, f, indent=2)
-  print(f"wrote {FLAGS.output}")
-
+  _report.report(
+      [("pair", "pair", "<38"), ("module ex/s", "module_examples_per_s", ",.0f"),
+       ("native ex/s", "native_examples_per_s", ",.0f"), ("ratio", "ratio", ".3f")],
+      rows, f"(target ratio >= {TARGET}; median of {FLAGS.repeats} alternating runs of "
+      f"{FLAGS.epochs} epochs x {FLAGS.examples} examples, batch {FLAGS.batch_size}; "
+      f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs)", FLAGS.output,
+      {"benchmark": "keras_layer", "repeats": FLAGS.repeats, "epochs": FLAGS.epochs,
+       "examples": FLAGS.examples, "batch_size": FLAGS.batch_size,
+       "tensorflow": tf.__version__, "keras": keras.__version__})
 
 if __name__ == "__main__":
   app.run(main)

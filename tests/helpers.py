@@ -1,6 +1,8 @@
 """Test helpers shared by several test files (imported as `helpers`)."""
 
-from typing import List, Sequence
+import io
+import tarfile
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -33,3 +35,17 @@ def fine_tune_through_hub(handle: str, x: np.ndarray, steps: int = 3,
 def moved(before: Sequence[np.ndarray], variables: Sequence[tf.Variable]) -> List[bool]:
   """Whether each variable's value differs from its value in `before`."""
   return [not np.allclose(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+def write_tar(path: str, entries: Sequence[Tuple[str, str, bytes]]) -> str:
+  """Writes a .tar.gz of (name, "file" or "symlink", data) entries, as is."""
+  with tarfile.open(path, "w:gz") as tar:
+    for name, kind, data in entries:
+      info = tarfile.TarInfo(name)
+      if kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+      else:
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+  return path

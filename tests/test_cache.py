@@ -1,11 +1,9 @@
 """Tests for resolving and caching handles, against a real local server."""
 
-import io
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
+import helpers
 import hubkit
 from hubkit import cache
 from hubkit import cli
@@ -49,17 +48,7 @@ def _bad_archive(root, handle, entries):
   os.makedirs(version_dir)
   with open(os.path.join(version_dir, "README.md"), "w") as f:
     f.write("# Module " + handle)
-  path = os.path.join(version_dir, registry.ARCHIVE_NAME)
-  with tarfile.open(path, "w:gz") as tar:
-    for name, kind, data in entries:
-      info = tarfile.TarInfo(name)
-      if kind == "symlink":
-        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
-        tar.addfile(info)
-      else:
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-  return path
+  return helpers.write_tar(os.path.join(version_dir, registry.ARCHIVE_NAME), entries)
 
 
 def test_tensorflow_hub_loads_from_hubkit_serve(server, fresh_cache):

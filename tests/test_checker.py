@@ -1,7 +1,6 @@
 """Tests for `hubkit check`: good modules conform, each broken one is flagged
 by exactly the rule meant, and the command's exit codes and outputs."""
 
-import io
 import json
 import os
 import tarfile
@@ -13,6 +12,7 @@ import tensorflow as tf
 import tf_keras
 
 import broken_modules
+import helpers
 import hubkit
 from hubkit import checker
 from hubkit import cli
@@ -126,30 +126,20 @@ def test_json_report_and_exit_code_for_a_conforming_module(valid_module, tmp_pat
   assert document["figures"]["variables"] == 2
 
 
-def _tar(path, entries):
-  with tarfile.open(path, "w:gz") as tar:
-    for name, data, kind in entries:
-      info = tarfile.TarInfo(name)
-      if kind == "symlink":
-        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
-        tar.addfile(info)
-      else:
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-
-
 def test_archives_are_checked_and_unsafe_ones_refused(valid_module, tmp_path, capsys):
   good = tmp_path / "good.tar.gz"
   with tarfile.open(good, "w:gz") as tar:
     tar.add(valid_module, arcname=".")
   assert hubkit.check_module(str(good)).conforms
   evil = tmp_path / "evil.tar.gz"
-  _tar(evil, [("saved_model.pb", b"x", "file"), ("../../outside.txt", b"x", "file")])
+  helpers.write_tar(str(evil), [("saved_model.pb", "file", b"x"),
+                                ("../../outside.txt", "file", b"x")])
   assert cli.main(["hubkit", "check", str(evil)]) == 2
   err = capsys.readouterr().err.strip()
   assert "'../../outside.txt' climbs out" in err and err.count("\n") == 0
   link = tmp_path / "link.tar.gz"
-  _tar(link, [("saved_model.pb", b"x", "file"), ("variables/variables.index", b"", "symlink")])
+  helpers.write_tar(str(link), [("saved_model.pb", "file", b"x"),
+                                ("variables/variables.index", "symlink", b"")])
   with pytest.raises(hubkit.UsageError, match="'variables/variables.index' is a symbolic link"):
     hubkit.check_module(str(link))
   truncated = tmp_path / "truncated.tar.gz"

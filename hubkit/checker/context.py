@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
+from hubkit import sample_inputs
 from hubkit.checker import inputs as inputs_lib
 from hubkit.errors import UsageError
 
@@ -89,7 +90,7 @@ class Context:
     signature = self.signatures[0]
     if self.inputs_file:
       return inputs_lib.load_inputs(self.inputs_file, signature)
-    return inputs_lib.make_inputs(signature, self.path)
+    return sample_inputs.make_inputs(signature, self.path)
 
   def has_assets(self) -> bool:
     return os.path.isdir(os.path.join(self.path, "assets")) and bool(

@@ -83,10 +83,9 @@ def fine_tune_probe(model: Any, layer: Any, inputs: Any, make_optimizer: Callabl
   return stuck, touched, losses
 
 
-def _tf_keras_inputs(signature: Any) -> Any:
-  import tf_keras  # pylint: disable=g-import-not-at-top
+def _symbolic_inputs(keras_lib: Any, signature: Any) -> Any:
   return tf.nest.map_structure(
-      lambda s: tf_keras.Input(shape=s.shape[1:], dtype=s.dtype), signature)
+      lambda s: keras_lib.Input(shape=s.shape[1:], dtype=s.dtype.name), signature)
 
 
 def judge_fine_tuning(kind: str, layer: Any, model: Any, obj: Any, inputs: Any,
@@ -126,14 +125,18 @@ def check_hub_keras_layer(ctx: Context):
   import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
   hub.load(ctx.path)
-  signature = ctx.signatures[0]
-  frozen = hub.KerasLayer(ctx.path, trainable=False)
+  return _probe_layer(ctx, "hub.KerasLayer", hub.KerasLayer, tf_keras)
+
+
+def _probe_layer(ctx: Context, kind: str, layer_class: Any, keras_lib: Any) -> str:
+  """Builds frozen and trainable layers of the module and judges fine-tuning."""
+  frozen = layer_class(ctx.path, trainable=False)
   frozen(ctx.inputs)
-  layer = hub.KerasLayer(ctx.path, trainable=True)
-  symbolic = _tf_keras_inputs(signature)
-  model = tf_keras.Model(symbolic, layer(symbolic))
-  return judge_fine_tuning("hub.KerasLayer", layer, model, ctx.obj, ctx.inputs,
-                           lambda: tf_keras.optimizers.Adam(_LEARNING_RATE),
+  layer = layer_class(ctx.path, trainable=True)
+  symbolic = _symbolic_inputs(keras_lib, ctx.signatures[0])
+  model = keras_lib.Model(symbolic, layer(symbolic))
+  return judge_fine_tuning(kind, layer, model, ctx.obj, ctx.inputs,
+                           lambda: keras_lib.optimizers.Adam(_LEARNING_RATE),
                            sum(float(loss) for loss in frozen.losses))
 
 
@@ -144,14 +147,7 @@ def check_hub_keras_layer(ctx: Context):
 def check_keras3_layer(ctx: Context):
   import keras  # pylint: disable=g-import-not-at-top
   from hubkit.keras_layer import KerasLayer  # pylint: disable=g-import-not-at-top
-  frozen = KerasLayer(ctx.path, trainable=False)
-  layer = KerasLayer(ctx.path, trainable=True)
-  symbolic = tf.nest.map_structure(lambda s: keras.Input(shape=s.shape[1:], dtype=s.dtype.name),
-                                   ctx.signatures[0])
-  model = keras.Model(symbolic, layer(symbolic))
-  return judge_fine_tuning("hubkit.KerasLayer", layer, model, ctx.obj, ctx.inputs,
-                           lambda: keras.optimizers.Adam(_LEARNING_RATE),
-                           sum(float(loss) for loss in frozen.losses))
+  return _probe_layer(ctx, "hubkit.KerasLayer", KerasLayer, keras)
 
 
 @rule("consumer.distributed", "Fine-tunes under tf.distribute.MirroredStrategy",
@@ -171,7 +167,7 @@ def check_distributed(ctx: Context):
       [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
   with strategy.scope():
     layer = hub.KerasLayer(ctx.path, trainable=True)
-    symbolic = _tf_keras_inputs(ctx.signatures[0])
+    symbolic = _symbolic_inputs(tf_keras, ctx.signatures[0])
     outputs = [o for o in tf.nest.flatten(layer(symbolic)) if o.dtype.is_floating]
     if not outputs:
       raise RuleSkipped("no floating-point output to fine-tune against")

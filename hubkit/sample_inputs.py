@@ -1,0 +1,82 @@
+"""Sample inputs for a module, made from its input signatures.
+
+Used wherever hubkit must run a module on data it does not have: the
+exporters' parity verification and the conformance checker.
+
+Floats are uniform in [0, 1] (the range image modules expect), integers are
+0 or 1 (valid ids for any lookup with two or more rows), strings are short
+sentences from the module's vocabulary asset when it has one (plus an empty
+string and an unknown word). Unknown dimensions get a size that suits the
+usual architectures. A fixed seed makes every run identical.
+"""
+
+import glob
+import os
+from typing import Any, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from hubkit.errors import UsageError
+
+BATCH = 4
+_SPATIAL = 64
+_OTHER = 8
+_FALLBACK_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog"]
+
+
+def vocabulary_words(module_dir: str, limit: int = 64) -> List[str]:
+  """Returns up to `limit` tokens from the first text asset, if any."""
+  for path in sorted(glob.glob(os.path.join(module_dir, "assets", "**", "*"), recursive=True)):
+    if not os.path.isfile(path):
+      continue
+    try:
+      with open(path, encoding="utf-8") as f:
+        words = [line.split()[0] for line, _ in zip(f, range(limit)) if line.split()]
+    except (UnicodeDecodeError, OSError):
+      continue
+    if words:
+      return words
+  return []
+
+
+def _dims(spec: tf.TensorSpec) -> List[int]:
+  shape = spec.shape.as_list()
+  # Rank-4 inputs with unknown height/width are images: give them room for
+  # a few strided convolutions.
+  size = _SPATIAL if len(shape) == 4 else _OTHER
+  return [BATCH] + [d if d is not None else size for d in shape[1:]]
+
+
+def _one(spec: tf.TensorSpec, words: List[str], rng: np.random.Generator) -> tf.Tensor:
+  shape = _dims(spec)
+  if spec.dtype.is_floating:
+    return tf.constant(rng.uniform(0.0, 1.0, shape), spec.dtype)
+  if spec.dtype.is_integer:
+    return tf.constant(rng.integers(0, 2, shape), spec.dtype)
+  if spec.dtype == tf.bool:
+    return tf.constant(rng.integers(0, 2, shape).astype(bool))
+  if spec.dtype == tf.string:
+    pool = words or _FALLBACK_WORDS
+    sentences = [" ".join(rng.choice(pool, size=1 + i % 3)) for i in range(int(np.prod(shape)))]
+    if sentences:
+      sentences[-1] = ""  # empty text is a legitimate input
+      if len(sentences) > 1:
+        sentences[-2] = "zzqxunknownword " + sentences[-2]
+    return tf.constant(np.array(sentences, dtype=object).reshape(shape))
+  raise UsageError(f"cannot make test inputs of dtype {spec.dtype.name}; pass "
+                   "--inputs=FILE.npz with arrays for every input.")
+
+
+def make_inputs(signature: Any, module_dir: Optional[str] = None, seed: int = 0) -> Any:
+  """Returns a batch of sample inputs matching `signature` (a TensorSpec nest).
+
+  Args:
+    signature: a TensorSpec or a list/dict nest of them.
+    module_dir: a SavedModel directory whose vocabulary asset supplies words
+      for string inputs.
+    seed: makes the inputs repeatable.
+  """
+  rng = np.random.default_rng(seed)
+  words = vocabulary_words(module_dir) if module_dir else []
+  return tf.nest.map_structure(lambda s: _one(s, words, rng), signature)
