@@ -40,28 +40,20 @@ UNITS = (2048, 2048, 1536, 384)
 SIZE_TARGET = 1.01
 
 
-def _tf_keras_model():
-  inputs = tf_keras.Input((INPUT_DIM,))
+def _model(lib):
+  """The feature extractor in tf_keras or Keras 3 (`lib`)."""
+  inputs = lib.Input((INPUT_DIM,))
   x = inputs
   for i, units in enumerate(UNITS):
-    x = tf_keras.layers.Dense(units, activation="relu", name=f"dense_{i}",
-                              kernel_regularizer=tf_keras.regularizers.L2(1e-5))(x)
-  return tf_keras.Model(inputs, x)
-
-
-def _keras3_model():
-  inputs = keras.Input((INPUT_DIM,))
-  x = inputs
-  for i, units in enumerate(UNITS):
-    x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}",
-                           kernel_regularizer=keras.regularizers.L2(1e-5))(x)
-  return keras.Model(inputs, x)
+    x = lib.layers.Dense(units, activation="relu", name=f"dense_{i}",
+                         kernel_regularizer=lib.regularizers.L2(1e-5))(x)
+  return lib.Model(inputs, x)
 
 
 def _exporters():
   return {
-      "tf_keras exporter": lambda d: hubkit.export_keras_submodel(_tf_keras_model(), d),
-      "Keras 3 exporter": lambda d: hubkit.export_keras_submodel(_keras3_model(), d),
+      "tf_keras exporter": lambda d: hubkit.export_keras_submodel(_model(tf_keras), d),
+      "Keras 3 exporter": lambda d: hubkit.export_keras_submodel(_model(keras), d),
       "module library (mlp)": lambda d: hubkit.export_module(
           "mlp_feature_vector", d,
           config={"input_dim": INPUT_DIM, "hidden_units": list(UNITS), "dropout_rate": 0.0}),

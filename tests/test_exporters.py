@@ -19,26 +19,16 @@ from hubkit import layout
 L2 = 0.01
 
 
-def _tf_keras_model():
-  tf_keras.utils.set_random_seed(0)
-  inputs = tf_keras.Input((6,), name="x")
-  h = tf_keras.layers.Dense(8, activation="relu", name="hidden",
-                            kernel_regularizer=tf_keras.regularizers.L2(L2))(inputs)
-  h = tf_keras.layers.BatchNormalization(name="bn")(h)
-  h = tf_keras.layers.Dropout(0.3, name="drop")(h)
-  f = tf_keras.layers.Dense(4, activation="relu", name="features")(h)
-  return tf_keras.Model(inputs, tf_keras.layers.Dense(3, name="logits")(f), name="tk")
-
-
-def _keras3_model():
-  keras.utils.set_random_seed(0)
-  inputs = keras.Input((6,), name="x")
-  h = keras.layers.Dense(8, activation="relu", name="hidden",
-                         kernel_regularizer=keras.regularizers.L2(L2))(inputs)
-  h = keras.layers.BatchNormalization(name="bn")(h)
-  h = keras.layers.Dropout(0.3, name="drop")(h)
-  f = keras.layers.Dense(4, activation="relu", name="features")(h)
-  return keras.Model(inputs, keras.layers.Dense(3, name="logits")(f), name="k3")
+def _model(lib, name):
+  """The same small classifier in tf_keras or Keras 3 (`lib`)."""
+  lib.utils.set_random_seed(0)
+  inputs = lib.Input((6,), name="x")
+  h = lib.layers.Dense(8, activation="relu", name="hidden",
+                       kernel_regularizer=lib.regularizers.L2(L2))(inputs)
+  h = lib.layers.BatchNormalization(name="bn")(h)
+  h = lib.layers.Dropout(0.3, name="drop")(h)
+  f = lib.layers.Dense(4, activation="relu", name="features")(h)
+  return lib.Model(inputs, lib.layers.Dense(3, name="logits")(f), name=name)
 
 
 class SubclassedNet(keras.Model):
@@ -53,7 +43,7 @@ class SubclassedNet(keras.Model):
 
 @pytest.fixture(scope="module")
 def models():
-  return {"tf_keras": _tf_keras_model(), "keras3": _keras3_model()}
+  return {"tf_keras": _model(tf_keras, "tk"), "keras3": _model(keras, "k3")}
 
 
 @pytest.fixture(scope="module")
