@@ -30,6 +30,8 @@ _PUBLIC = {
     "resolve": "hubkit.cache",
     "load": "hubkit.cache",
     "ModuleCache": "hubkit.cache",
+    "finetune": "hubkit.finetune",
+    "export_loaded_module": "hubkit.reexport",
     "Report": "hubkit.checker",
 }
 

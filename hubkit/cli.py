@@ -31,6 +31,7 @@ COMMANDS = {
     "publish": ("publish", "Pack and publish a module into a local registry root."),
     "serve": ("serve", "Serve a registry root over the TF Hub hosting protocol."),
     "cache": ("cache", "List, verify, remove or prune cached modules (TFHUB_CACHE_DIR)."),
+    "finetune": ("finetune", "Fine-tune a module with a new head (resumable, distributed) and re-export it."),
 }
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -46,7 +47,9 @@ def _start_tensorflow(logical_cpus: int) -> None:
 
   Args:
     logical_cpus: split the CPU into this many logical devices (commands
-      that exercise tf.distribute need two); 1 leaves it as is.
+      that exercise tf.distribute need two); 1 leaves it as is; 0 does not
+      initialise devices at all (MultiWorkerMirroredStrategy must configure
+      collective ops first).
   """
   saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
   os.dup2(devnull, 2)
@@ -56,7 +59,8 @@ def _start_tensorflow(logical_cpus: int) -> None:
     if logical_cpus > 1 and cpus:
       tf.config.set_logical_device_configuration(
           cpus[0], [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
-    tf.config.list_logical_devices()
+    if logical_cpus:
+      tf.config.list_logical_devices()
   finally:
     os.dup2(saved, 2)
     os.close(saved)
@@ -129,7 +133,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_hide_library_info)
-  _start_tensorflow(getattr(command, "LOGICAL_CPUS", 1))
+  logical_cpus = getattr(command, "LOGICAL_CPUS", 1)
+  _start_tensorflow(logical_cpus() if callable(logical_cpus) else logical_cpus)
   try:
     return command.main(args)
   except UsageError as e:

@@ -14,8 +14,7 @@ import keras
 import tensorflow as tf
 
 from hubkit import cache
-from hubkit import metadata
-from hubkit.atomic import atomic_directory
+from hubkit import reexport
 from hubkit.errors import UsageError
 
 
@@ -239,12 +238,7 @@ class KerasLayer(keras.layers.Layer):
       The absolute path of the export.
     """
     parent = os.fspath(self._handle) if isinstance(self._handle, (str, os.PathLike)) else None
-    with atomic_directory(export_dir, overwrite=overwrite) as tmp:
-      tf.saved_model.save(self._module, tmp,
-                          signatures=dict(getattr(self._module, "signatures", {})) or None)
-      metadata.write_metadata(tmp, {
-          "source": {"kind": "fine_tuned", "parent": parent, "layer": self.name},
-          "num_variables": len(getattr(self._module, "variables", [])),
-          "num_trainable_variables": len(getattr(self._module, "trainable_variables", [])),
-      })
-    return os.path.abspath(export_dir)
+    return reexport.export_loaded_module(
+        self._module, export_dir,
+        {"source": {"kind": "fine_tuned", "parent": parent, "layer": self.name}},
+        overwrite=overwrite)

@@ -1,0 +1,347 @@
+"""Fine-tune a published module on your data and re-export it.
+
+`finetune()` builds a model around the module (`hubkit.KerasLayer` in Keras 3,
+or `hub.KerasLayer` in tf_keras) with a new head, trains it with a validation
+split, a resumable checkpoint every epoch, early stopping on the validation
+loss (best weights restored), an optional cosine learning-rate schedule and
+TensorBoard logs, then writes the fine-tuned module alone (interface, assets
+and signatures intact, provenance in `assets.extra/hubkit.json`) and,
+optionally, the whole classifier.
+
+Examples are shuffled once with `seed` and then fed in that fixed order, so a
+run that was killed resumes from its last epoch into exactly the batches an
+uninterrupted run would have seen.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Optional, Tuple
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from hubkit import cache
+from hubkit import reexport
+from hubkit.checker.context import call_traces
+from hubkit.errors import UsageError
+
+HEADS = ("classification", "regression")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+  """What a fine-tuning run produced."""
+  export_dir: Optional[str]
+  classifier_dir: Optional[str]
+  epochs_run: int
+  resumed_from_epoch: int
+  metrics: Dict[str, float]
+  is_chief: bool
+  weights_sha256: str
+
+  def summary(self) -> str:
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(self.metrics.items()))
+    lines = [f"trained {self.epochs_run} epoch(s)"
+             + (f" (resumed after epoch {self.resumed_from_epoch})"
+                if self.resumed_from_epoch else "") + f"; validation: {metrics}",
+             f"weights sha256 {self.weights_sha256}"]
+    if self.export_dir:
+      lines.append(f"fine-tuned module: {self.export_dir}")
+    if self.classifier_dir:
+      lines.append(f"whole classifier: {self.classifier_dir}")
+    if not self.is_chief:
+      lines.append("not the chief worker: nothing exported")
+    return "\n".join(lines)
+
+
+def parse_head(head: str) -> Tuple[str, int]:
+  """Parses "classification:N" or "regression:N".
+
+  Raises:
+    UsageError: malformed head.
+  """
+  kind, _, size = (head or "").partition(":")
+  if kind not in HEADS or not size.isdigit() or int(size) < (2 if kind == "classification" else 1):
+    raise UsageError(f"--head={head!r} must be classification:N (N >= 2 classes) or "
+                     "regression:N (N >= 1 outputs), e.g. classification:10.")
+  return kind, int(size)
+
+
+def _input_spec(module_dir: str) -> tf.TensorSpec:
+  obj = tf.saved_model.load(module_dir)
+  if not hasattr(obj, "__call__") or not hasattr(obj.__call__, "concrete_functions"):
+    raise UsageError(f"{module_dir} has no __call__ to fine-tune; run 'hubkit check' on it.")
+  inputs = call_traces(obj)[0][0]
+  if tf.nest.is_nested(inputs):
+    raise UsageError("hubkit finetune supports modules with a single input tensor; this one "
+                     f"takes {tf.nest.map_structure(lambda s: s.dtype.name, inputs)}.")
+  return inputs
+
+
+def load_data(path: str, label_column: str = "label") -> Tuple[np.ndarray, np.ndarray]:
+  """Reads x and y from an `.npz` (arrays `x`, `y`) or a CSV file (with a label column).
+
+  Raises:
+    UsageError: missing file, unknown format, or missing arrays/columns.
+  """
+  if not os.path.isfile(path):
+    raise UsageError(f"--data file {path} does not exist.")
+  if path.endswith(".npz"):
+    try:
+      with np.load(path, allow_pickle=False) as data:
+        missing = [k for k in ("x", "y") if k not in data.files]
+        if missing:
+          raise UsageError(f"{path} lacks array(s) {', '.join(missing)}; it has "
+                           f"{', '.join(data.files) or 'none'}; write it with np.savez(path, "
+                           "x=features, y=labels).")
+        return data["x"], data["y"]
+    except (OSError, ValueError) as e:
+      raise UsageError(f"cannot read {path} as .npz ({e}).") from e
+  if path.endswith(".csv"):
+    with open(path, newline="", encoding="utf-8") as f:
+      rows = list(csv.DictReader(f))
+    if not rows or label_column not in rows[0]:
+      columns = ", ".join(rows[0]) if rows else "none"
+      raise UsageError(f"{path} has no column {label_column!r} (columns: {columns}); name the "
+                       "label column with --label_column.")
+    features = [c for c in rows[0] if c != label_column]
+    y = np.array([r[label_column] for r in rows])
+    cells = np.array([[r[c] for c in features] for r in rows], dtype=object)
+    try:
+      x = cells.astype(np.float32)
+    except ValueError:
+      if len(features) != 1:
+        raise UsageError(f"{path} has non-numeric features in several columns; text modules "
+                         "take one text column besides the label.") from None
+      x = cells[:, 0].astype(str).astype(object)
+    return x, y
+  raise UsageError(f"--data {path} must be an .npz (x, y) or a .csv file.")
+
+
+def _check_fit(x: np.ndarray, y: np.ndarray, spec: tf.TensorSpec, kind: str,
+               size: int) -> Tuple[np.ndarray, np.ndarray]:
+  """Validates data against the module and head before any training."""
+  if len(x) != len(y):
+    raise UsageError(f"x has {len(x)} examples but y has {len(y)}.")
+  if len(x) < 4:
+    raise UsageError(f"only {len(x)} examples: fine-tuning needs at least 4 (with a "
+                     "validation split).")
+  expected = spec.shape.as_list()[1:]
+  if spec.dtype == tf.string:
+    if x.dtype.kind not in "OUS":
+      raise UsageError(f"the module takes text (string {spec.shape}), but x is {x.dtype}.")
+    x = x.astype(str).astype(object)
+  else:
+    if x.dtype.kind not in "fiub":
+      raise UsageError(f"the module takes {spec.dtype.name} {spec.shape}, but x is {x.dtype}.")
+    x = x.astype(spec.dtype.as_numpy_dtype)
+  got = list(x.shape[1:])
+  if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+    raise UsageError(f"x has examples of shape {got}, but the module takes "
+                     f"{[d if d is not None else 'any' for d in expected]} "
+                     f"(input spec {spec.shape}); reshape the data.")
+  if kind == "classification":
+    try:
+      y = y.astype(np.int64)
+    except ValueError:
+      raise UsageError("classification labels must be integers 0..N-1.") from None
+    if y.ndim != 1 or y.min() < 0 or y.max() >= size:
+      raise UsageError(f"classification labels must be integers in [0, {size}); got range "
+                       f"[{y.min()}, {y.max()}] and shape {list(y.shape)}.")
+  else:
+    y = y.astype(np.float32).reshape(len(y), -1)
+    if y.shape[1] != size:
+      raise UsageError(f"regression:{size} needs {size} target value(s) per example; y has "
+                       f"{y.shape[1]}.")
+  return x, y
+
+
+def _strategy(name: str) -> tf.distribute.Strategy:
+  if name == "default":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if name == "multi_worker":
+    if "TF_CONFIG" not in os.environ:
+      raise UsageError("--strategy=multi_worker needs TF_CONFIG describing the cluster and "
+                       "this worker (see the README's multi-machine section).")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise UsageError(f"--strategy={name} is not one of {', '.join(STRATEGIES)}.")
+
+
+def _is_chief() -> bool:
+  config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+  task = config.get("task") or {}
+  if not task:
+    return True
+  if "chief" in (config.get("cluster") or {}):
+    return task.get("type") == "chief"
+  return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+def _run_key(settings: Dict[str, Any]) -> str:
+  return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _build(keras_version: str, module_dir: str, spec: tf.TensorSpec, kind: str, size: int):
+  """Returns (library, model, module layer)."""
+  if keras_version == "3":
+    import keras as lib  # pylint: disable=g-import-not-at-top
+    from hubkit.keras_layer import KerasLayer as layer_class  # pylint: disable=g-import-not-at-top
+  else:
+    import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+    import tf_keras as lib  # pylint: disable=g-import-not-at-top
+    layer_class = hub.KerasLayer
+  inputs = lib.Input(shape=spec.shape[1:], dtype=spec.dtype.name, name="inputs")
+  layer = layer_class(module_dir, trainable=True, name="module")
+  features = layer(inputs)
+  if isinstance(features, dict):
+    if "default" not in features:
+      raise UsageError(f"the module returns a dict ({', '.join(features)}) without 'default'; "
+                       "fine-tuning needs a feature tensor.")
+    features = features["default"]
+  if len(features.shape) != 2:
+    raise UsageError(f"the module's output has shape {features.shape}; a head needs "
+                     "[batch, features].")
+  outputs = lib.layers.Dense(size, name="head")(features)
+  return lib, lib.Model(inputs, outputs), layer
+
+
+def _module_object(layer: Any) -> Any:
+  return layer.module if hasattr(layer, "module") else layer.resolved_object
+
+
+def _weights_sha256(model: Any) -> str:
+  digest = hashlib.sha256()
+  for weight in model.weights:
+    digest.update(np.ascontiguousarray(np.asarray(weight.numpy())).tobytes())
+  return digest.hexdigest()[:16]
+
+
+def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 10,
+             batch_size: int = 32, learning_rate: float = 1e-3,
+             learning_rate_schedule: str = "constant", keras_version: str = "3",
+             strategy: str = "default", checkpoint_dir: Optional[str] = None,
+             tensorboard_dir: Optional[str] = None, classifier_dir: Optional[str] = None,
+             label_column: str = "label", validation_split: float = 0.2, patience: int = 3,
+             seed: int = 0, overwrite: bool = False, verbose: int = 2) -> FinetuneResult:
+  """Fine-tunes a module with a new head and re-exports it.
+
+  Args:
+    module: a handle (directory, `.tar.gz` or URL) of a Reusable SavedModel.
+    data: `.npz` with `x`, `y` or a `.csv` with a label column.
+    head: "classification:N" or "regression:N".
+    export_dir: where to write the fine-tuned module.
+    epochs, batch_size, learning_rate: training settings (batch_size is
+      global across replicas).
+    learning_rate_schedule: "constant" or "cosine" (decays to 0).
+    keras_version: "3" (hubkit.KerasLayer) or "2" (tf_keras + hub.KerasLayer).
+    strategy: "default", "mirrored" or "multi_worker" (TF_CONFIG).
+    checkpoint_dir: where the per-epoch checkpoint lives; a rerun with the
+      same settings resumes from it. Defaults to `<export_dir>.checkpoint`.
+    tensorboard_dir: write TensorBoard logs there.
+    classifier_dir: also export the whole classifier there.
+    label_column: the CSV label column.
+    validation_split: share of examples held out for validation.
+    patience: early-stopping patience in epochs (best weights restored).
+    seed: shuffling and initialisation seed.
+    overwrite: replace existing exports.
+    verbose: Keras progress output.
+
+  Returns:
+    A FinetuneResult.
+
+  Raises:
+    UsageError: bad settings, data that does not fit the module, or an
+      existing export without `overwrite`.
+  """
+  kind, size = parse_head(head)
+  if keras_version not in ("2", "3"):
+    raise UsageError(f"--keras={keras_version} must be 3 (hubkit.KerasLayer) or 2 "
+                     "(tf_keras + hub.KerasLayer).")
+  if learning_rate_schedule not in ("constant", "cosine"):
+    raise UsageError("--learning_rate_schedule must be constant or cosine.")
+  if not 0.0 < validation_split < 1.0:
+    raise UsageError("--validation_split must be between 0 and 1.")
+  is_chief = _is_chief()
+  for target in (export_dir, classifier_dir):
+    if target and is_chief and os.path.exists(target) and not overwrite:
+      raise UsageError(f"{target} already exists; choose another path or pass --overwrite.")
+  distribution = _strategy(strategy)
+  module_dir = cache.resolve(module)
+  spec = _input_spec(module_dir)
+  x, y = _check_fit(*load_data(data, label_column), spec, kind, size)
+  order = np.random.default_rng(seed).permutation(len(x))
+  x, y = x[order], y[order]
+  cut = max(1, int(round(len(x) * (1.0 - validation_split))))
+  train, validation = (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+  settings = {"module": module, "data": os.path.abspath(data), "head": head, "epochs": epochs,
+              "batch_size": batch_size, "learning_rate": learning_rate,
+              "learning_rate_schedule": learning_rate_schedule, "keras": keras_version,
+              "strategy": strategy, "validation_split": validation_split,
+              "patience": patience, "seed": seed}
+  checkpoint_dir = checkpoint_dir or f"{os.path.abspath(export_dir)}.checkpoint"
+  backup_dir = os.path.join(checkpoint_dir, _run_key(settings))
+  if not is_chief:
+    # Every worker must save its state, but only the chief's copy is kept.
+    backup_dir = os.path.join(backup_dir, f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
+  resumed_from = 0
+  state_file = os.path.join(backup_dir, "training_metadata.json")
+  if os.path.exists(state_file):
+    with open(state_file, encoding="utf-8") as f:
+      resumed_from = int(json.load(f).get("epoch", 0))
+    logging.info("resuming from the checkpoint after epoch %d in %s", resumed_from, backup_dir)
+
+  with distribution.scope():
+    if keras_version == "3":
+      import keras  # pylint: disable=g-import-not-at-top
+      keras.utils.set_random_seed(seed)
+    else:
+      import tf_keras  # pylint: disable=g-import-not-at-top
+      tf_keras.utils.set_random_seed(seed)
+    lib, model, layer = _build(keras_version, module_dir, spec, kind, size)
+    steps = epochs * max(1, -(-len(train[0]) // batch_size))
+    rate = (lib.optimizers.schedules.CosineDecay(learning_rate, steps)
+            if learning_rate_schedule == "cosine" else learning_rate)
+    if kind == "classification":
+      loss = lib.losses.SparseCategoricalCrossentropy(from_logits=True)
+      metrics = ["accuracy"]
+    else:
+      loss, metrics = lib.losses.MeanSquaredError(), ["mae"]
+    model.compile(optimizer=lib.optimizers.Adam(rate), loss=loss, metrics=metrics)
+
+  callbacks = [lib.callbacks.BackupAndRestore(backup_dir),
+               lib.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                           restore_best_weights=True)]
+  if tensorboard_dir:
+    callbacks.append(lib.callbacks.TensorBoard(tensorboard_dir))
+  history = model.fit(train[0], train[1], validation_data=validation, epochs=epochs,
+                      batch_size=batch_size, shuffle=False, callbacks=callbacks,
+                      verbose=verbose)
+  results = model.evaluate(validation[0], validation[1], batch_size=batch_size, verbose=0,
+                           return_dict=True)
+  final = {f"val_{k}": float(v) for k, v in results.items()}
+  info = {"source": {"kind": "fine_tuned", "parent": module, "head": head},
+          "hyperparameters": settings, "metrics": final}
+
+  exported = classifier = None
+  if is_chief:
+    exported = reexport.export_loaded_module(_module_object(layer), export_dir, info,
+                                             overwrite=overwrite)
+    if classifier_dir:
+      import hubkit  # pylint: disable=g-import-not-at-top
+      classifier = hubkit.export_keras_submodel(model, classifier_dir, overwrite=overwrite)
+  else:
+    scratch = tempfile.mkdtemp(prefix="hubkit_worker_export_")
+    reexport.export_loaded_module(_module_object(layer), os.path.join(scratch, "module"), info)
+    shutil.rmtree(scratch, ignore_errors=True)
+  return FinetuneResult(exported, classifier, len(history.history.get("loss", [])),
+                        resumed_from, final, is_chief, _weights_sha256(model))
