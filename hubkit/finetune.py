@@ -218,6 +218,15 @@ def _module_object(layer: Any) -> Any:
   return layer.module if hasattr(layer, "module") else layer.resolved_object
 
 
+def _dataset(arrays: Tuple[np.ndarray, np.ndarray], batch_size: int) -> tf.data.Dataset:
+  # A dataset in a fixed order: every strategy distributes it (numpy arrays
+  # fail under MultiWorkerMirroredStrategy), each worker reads its share of
+  # every batch, and a resumed run sees the same batches.
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size).with_options(options)
+
+
 def _weights_sha256(model: Any) -> str:
   digest = hashlib.sha256()
   for weight in model.weights:
@@ -266,10 +275,22 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
   if keras_version not in ("2", "3"):
     raise UsageError(f"--keras={keras_version} must be 3 (hubkit.KerasLayer) or 2 "
                      "(tf_keras + hub.KerasLayer).")
+  if strategy == "multi_worker" and keras_version == "3":
+    # Keras 3.15's trainer fails across processes ("Attempt to convert a
+    # value (PerReplica...) to a Tensor"), even for a plain Dense model.
+    raise UsageError("Keras 3 cannot yet train under MultiWorkerMirroredStrategy across "
+                     "processes; pass --keras=2 (tf_keras + hub.KerasLayer) for multi-worker "
+                     "runs.")
   if learning_rate_schedule not in ("constant", "cosine"):
     raise UsageError("--learning_rate_schedule must be constant or cosine.")
   if not 0.0 < validation_split < 1.0:
     raise UsageError("--validation_split must be between 0 and 1.")
+  if tensorboard_dir:
+    try:
+      import tensorboard  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      raise UsageError("--tensorboard_dir needs TensorBoard, which TensorFlow 2.21 no longer "
+                       "installs: pip install 'hubkit[tensorboard]'.") from None
   is_chief = _is_chief()
   for target in (export_dir, classifier_dir):
     if target and is_chief and os.path.exists(target) and not overwrite:
@@ -323,11 +344,9 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
                                            restore_best_weights=True)]
   if tensorboard_dir:
     callbacks.append(lib.callbacks.TensorBoard(tensorboard_dir))
-  history = model.fit(train[0], train[1], validation_data=validation, epochs=epochs,
-                      batch_size=batch_size, shuffle=False, callbacks=callbacks,
-                      verbose=verbose)
-  results = model.evaluate(validation[0], validation[1], batch_size=batch_size, verbose=0,
-                           return_dict=True)
+  history = model.fit(_dataset(train, batch_size), validation_data=_dataset(validation, batch_size),
+                      epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose)
+  results = model.evaluate(_dataset(validation, batch_size), verbose=0, return_dict=True)
   final = {f"val_{k}": float(v) for k, v in results.items()}
   info = {"source": {"kind": "fine_tuned", "parent": module, "head": head},
           "hyperparameters": settings, "metrics": final}

@@ -1,0 +1,183 @@
+"""Tests for hubkit finetune: training, re-export, data errors, resume, multi-worker."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import hubkit
+from hubkit import cli
+from hubkit import datasets
+from hubkit import finetune
+from hubkit import modules
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  root = tmp_path_factory.mktemp("finetune")
+  module = modules.export_module("mlp_feature_vector", str(root / "mlp"),
+                                 config={"input_dim": 64, "hidden_units": [32, 16],
+                                         "dropout_rate": 0.0})
+  x, y, _ = datasets.load_digits()
+  data = str(root / "digits.npz")
+  np.savez(data, x=x[:600], y=y[:600])
+  text = modules.export_module("text_embedding", str(root / "text"),
+                               config={"vocabulary": ["good", "bad", "film"], "dim": 4})
+  csv_path = root / "reviews.csv"
+  rows = ["text,sentiment"] + [f"{'good' if i % 2 else 'bad'} film {i},{i % 2}"
+                               for i in range(40)]
+  csv_path.write_text("\n".join(rows) + "\n")
+  return {"root": root, "module": module, "data": data, "text": text, "csv": str(csv_path)}
+
+
+def _outputs(path, x):
+  return tf.saved_model.load(path)(tf.constant(x), training=False).numpy()
+
+
+def test_finetune_reexports_a_conforming_module_and_classifier(setup, tmp_path):
+  result = finetune.finetune(setup["module"], setup["data"], "classification:10",
+                             str(tmp_path / "module"), epochs=3, batch_size=32,
+                             learning_rate=5e-3, classifier_dir=str(tmp_path / "classifier"),
+                             tensorboard_dir=str(tmp_path / "tb"), verbose=0)
+  assert result.epochs_run == 3 and result.metrics["val_accuracy"] > 0.5
+  record = hubkit.read_metadata(result.export_dir)
+  assert record["source"] == {"kind": "fine_tuned", "parent": setup["module"],
+                              "head": "classification:10"}
+  assert record["hyperparameters"]["learning_rate"] == 5e-3
+  assert record["metrics"]["val_accuracy"] == pytest.approx(result.metrics["val_accuracy"])
+  x = np.load(setup["data"])["x"][:5]
+  assert not np.allclose(_outputs(result.export_dir, x), _outputs(setup["module"], x))
+  report = hubkit.check_module(result.export_dir)
+  assert report.conforms, report.table()
+  classifier = tf.saved_model.load(result.classifier_dir)
+  assert classifier(tf.constant(x)).shape == (5, 10)
+  assert os.listdir(tmp_path / "tb")
+  # The per-epoch checkpoint is removed once training completed.
+  assert not os.path.exists(tmp_path / "module.checkpoint") or not any(
+      files for _, _, files in os.walk(tmp_path / "module.checkpoint"))
+
+
+def test_keras2_mirrored_and_text_csv_with_assets(setup, tmp_path):
+  result = finetune.finetune(setup["module"], setup["data"], "regression:1",
+                             str(tmp_path / "regression"), epochs=2, keras_version="2",
+                             strategy="mirrored", verbose=0)
+  assert "val_mae" in result.metrics
+  text = finetune.finetune(setup["text"], setup["csv"], "classification:2", str(tmp_path / "text"),
+                           epochs=2, label_column="sentiment", learning_rate_schedule="cosine",
+                           verbose=0)
+  with open(os.path.join(text.export_dir, "assets", "vocab.txt")) as f:
+    assert f.read().split() == ["good", "bad", "film"]
+  assert hubkit.check_module(text.export_dir).conforms
+
+
+@pytest.mark.parametrize("head, data_change, message", [
+    ("classification:10", {"x": np.zeros([20, 8], np.float32)}, r"shape \[8\], but the module takes \[64\]"),
+    ("classification:3", {}, r"labels must be integers in \[0, 3\)"),
+    ("classification:1", {}, "--head='classification:1' must be classification:N"),
+    ("regression:2", {}, "regression:2 needs 2 target value"),
+    ("classification:10", {"x": np.array(["a"] * 20)}, "takes float32"),
+])
+def test_data_that_does_not_fit_fails_before_training(setup, tmp_path, head, data_change,
+                                                       message):
+  data = dict(np.load(setup["data"]))
+  data.update(data_change)
+  data["y"] = data["y"][:len(data["x"])]
+  path = str(tmp_path / "data.npz")
+  np.savez(path, **data)
+  with pytest.raises(hubkit.UsageError, match=message):
+    finetune.finetune(setup["module"], path, head, str(tmp_path / "out"), verbose=0)
+  assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "out.checkpoint")
+
+
+def test_cli_errors_are_one_line(setup, tmp_path, capsys):
+  base = ["hubkit", "finetune", f"--module={setup['module']}", f"--export_dir={tmp_path / 'o'}"]
+  cases = [(base + [f"--data={tmp_path / 'none.npz'}", "--head=classification:2"],
+            "does not exist"),
+           (base + [f"--data={setup['csv']}", "--head=classification:2"], "no column 'label'"),
+           (base + [f"--data={setup['data']}", "--head=classification:10",
+                    "--strategy=multi_worker", "--keras=2"], "TF_CONFIG"),
+           (base + [f"--data={setup['data']}", "--head=classification:10",
+                    "--strategy=multi_worker"], "pass --keras=2"),
+           (base + [f"--data={setup['data']}", "--head=classes:10"], "must be classification:N")]
+  for argv, message in cases:
+    assert cli.main(argv) == 2, argv
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0, err
+
+
+def _command(setup, export_dir, epochs, extra=()):
+  return [sys.executable, "-c", "from hubkit.cli import run; run()", "finetune",
+          f"--module={setup['module']}", f"--data={setup['data']}", "--head=classification:10",
+          f"--export_dir={export_dir}", f"--epochs={epochs}", "--batch_size=8", "--verbose=0",
+          "--patience=100", *extra]
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(setup, tmp_path):
+  interrupted = tmp_path / "interrupted"
+  proc = subprocess.Popen(_command(setup, interrupted, 6), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  state = None
+  deadline = time.monotonic() + 120
+  while proc.poll() is None and time.monotonic() < deadline:
+    found = [os.path.join(d, f) for d, _, files in os.walk(f"{interrupted}.checkpoint")
+             for f in files if f == "training_metadata.json"]
+    if found:
+      with open(found[0]) as f:
+        try:
+          state = json.load(f)["epoch"]
+        except ValueError:
+          state = None
+      if state and state >= 2:
+        proc.send_signal(signal.SIGKILL)
+        break
+    time.sleep(0.05)
+  proc.wait(timeout=30)
+  assert state and state >= 2 and proc.returncode == -signal.SIGKILL, "not killed mid-run"
+  assert not os.path.exists(interrupted)
+  rerun = subprocess.run(_command(setup, interrupted, 6), capture_output=True, text=True,
+                         check=False)
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert f"resumed after epoch {state}" in rerun.stdout
+  straight = finetune.finetune(setup["module"], setup["data"], "classification:10",
+                               str(tmp_path / "straight"), epochs=6, batch_size=8,
+                               patience=100, verbose=0)
+  x = np.load(setup["data"])["x"][:20]
+  np.testing.assert_allclose(_outputs(str(interrupted), x), _outputs(straight.export_dir, x),
+                             rtol=1e-4, atol=1e-5)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_workers_train_identically_and_only_the_chief_exports(setup, tmp_path):
+  ports = [_free_port(), _free_port()]
+  export_dir = tmp_path / "multi"
+  procs = []
+  for index in range(2):
+    env = dict(os.environ, TF_CONFIG=json.dumps({
+        "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+        "task": {"type": "worker", "index": index}}))
+    procs.append(subprocess.Popen(
+        _command(setup, export_dir, 2, ["--strategy=multi_worker", "--keras=2"]),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+  outputs = [p.communicate(timeout=300) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outputs]
+  fingerprints = [[l for l in out.splitlines() if l.startswith("weights sha256")]
+                  for out, _ in outputs]
+  assert fingerprints[0] == fingerprints[1] and fingerprints[0]
+  assert "not the chief worker" in outputs[1][0]
+  assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".checkpoint")) == [
+      "multi"]
+  assert hubkit.read_metadata(str(export_dir))["hyperparameters"]["strategy"] == "multi_worker"
