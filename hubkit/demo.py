@@ -12,6 +12,8 @@
 4. Reuse it as a consumer would, by URL handle through a fresh cache:
    `hub.KerasLayer(url, trainable=True)` in a new tf_keras model with a new
    head, fine-tuned on digits 5-9, next to a frozen baseline.
+5. Fine-tune the published module with `hubkit finetune` (Keras 3,
+   hubkit.KerasLayer), re-export it alone and check the re-export.
 """
 
 import contextlib
@@ -30,6 +32,7 @@ import hubkit
 from hubkit import cache
 from hubkit import checker
 from hubkit import datasets
+from hubkit import finetune as finetune_lib
 from hubkit import registry
 from hubkit.errors import HubkitError
 from hubkit.atomic import atomic_directory
@@ -49,6 +52,8 @@ class DemoResult:
   check_summary: str
   handle_url: str
   downloads: int
+  finetune_accuracy: float
+  finetune_check: str
   source_accuracy: float
   frozen_accuracy: float
   finetuned_accuracy: float
@@ -58,12 +63,14 @@ class DemoResult:
     lines = [f"data: {self.data_source}", "written:"]
     lines += [f"  {what:<28} {path}" for what, path in self.artifacts]
     lines += [f"check: {self.check_summary}",
-              f"served as {self.handle_url}: downloaded {self.downloads} time(s) for three "
+              f"served as {self.handle_url}: downloaded {self.downloads} time(s) for four "
               "loads (hubkit and tensorflow_hub share the cache)",
         "accuracy (held-out test split):",
         f"  source classifier, digits 0-4            {self.source_accuracy:.3f}",
         f"  frozen module + new head, digits 5-9     {self.frozen_accuracy:.3f}",
         f"  fine-tuned module + new head, digits 5-9 {self.finetuned_accuracy:.3f}",
+        f"hubkit finetune (Keras 3), validation accuracy {self.finetune_accuracy:.3f}",
+        f"check of the re-export: {self.finetune_check}",
     ]
     return "\n".join(lines)
 
@@ -141,13 +148,13 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
   classifier_dir = os.path.join(workdir, "classifier")
   module_dir = os.path.join(workdir, "feature_extractor")
 
-  logging.info("1/4 training the source classifier on digits 0-4 (%s)", source)
+  logging.info("1/5 training the source classifier on digits 0-4 (%s)", source)
   classifier = _build_classifier()
   source_accuracy = _fit(classifier, source_task, epochs, 1e-2, verbose)
   with atomic_directory(classifier_dir, overwrite=True) as tmp:
     classifier.save(tmp, save_format="tf", include_optimizer=False)
 
-  logging.info("2/4 exporting layers up to %r as a Reusable SavedModel and checking it",
+  logging.info("2/5 exporting layers up to %r as a Reusable SavedModel and checking it",
                FEATURE_LAYER)
   hubkit.export_keras_submodel(classifier_dir, module_dir,
                                output_layer=FEATURE_LAYER, overwrite=True)
@@ -155,7 +162,7 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
   if not report.conforms:
     raise HubkitError(f"the exported module does not conform:\n{report.table()}")
 
-  logging.info("3/4 publishing it as %s into a local registry and serving it", HANDLE)
+  logging.info("3/5 publishing it as %s into a local registry and serving it", HANDLE)
   # The registry and cache are the demo's own: start both afresh so that a
   # re-run republishes (handles are immutable) and really downloads.
   registry_root = os.path.join(workdir, "registry")
@@ -167,18 +174,30 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
                                     extra={"dataset": ["digits"]})
   with registry.serving(registry_root) as server, _cache_env(cache_dir):
     url = f"{server.url}/{HANDLE}"
-    logging.info("4/4 loading %s into a fresh cache and reusing it on digits 5-9", url)
+    logging.info("4/5 loading %s into a fresh cache and reusing it on digits 5-9", url)
     cached = cache.resolve(url)
     frozen_accuracy = _fit(_new_model(url, trainable=False), target_task, epochs, 1e-2, verbose)
     finetuned_accuracy = _fit(_new_model(url, trainable=True), target_task, epochs, 3e-3,
                               verbose)
+    logging.info("5/5 hubkit finetune on %s (Keras 3), re-export and check", url)
+    data_file = os.path.join(workdir, "digits_5_9.npz")
+    np.savez(data_file, x=target_task["x_train"], y=target_task["y_train"])
+    tuned = finetune_lib.finetune(url, data_file, f"classification:{_NUM_CLASSES}",
+                                  os.path.join(workdir, "feature_extractor_finetuned"),
+                                  epochs=epochs, learning_rate=3e-3, overwrite=True,
+                                  verbose=verbose)
+    tuned_report = checker.check_module(tuned.export_dir)
+    if not tuned_report.conforms:
+      raise HubkitError(f"the fine-tuned module does not conform:\n{tuned_report.table()}")
     downloads = server.downloads[HANDLE]
   return DemoResult(
       workdir=workdir, data_source=source, classifier_dir=classifier_dir,
       module_dir=module_dir, check_summary=report.summary(), source_accuracy=source_accuracy,
       frozen_accuracy=frozen_accuracy, finetuned_accuracy=finetuned_accuracy,
       handle_url=url, downloads=downloads,
+      finetune_accuracy=tuned.metrics["val_accuracy"], finetune_check=tuned_report.summary(),
       artifacts=[("full classifier (tf_keras)", classifier_dir),
                  ("feature-extractor module", module_dir),
                  ("published archive", archive),
-                 ("cached download", cached)])
+                 ("cached download", cached),
+                 ("hubkit finetune re-export", tuned.export_dir)])

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+import hubkit
 from hubkit import cli
 from hubkit import layout
 
@@ -19,6 +20,10 @@ def test_demo_end_to_end(tmp_path, capsys):
   assert (workdir / "classifier" / "saved_model.pb").exists()
   assert "conforms to the Reusable SavedModel interface" in out
   assert "/hubkit/digits-features/1: downloaded 1 time(s)" in out
+  assert f"check of the re-export: {workdir / 'feature_extractor_finetuned'}: conforms" in out
+  tuned = hubkit.read_metadata(str(workdir / "feature_extractor_finetuned"))
+  assert tuned["source"]["parent"].endswith("/hubkit/digits-features/1")
+  assert tuned["metrics"]["val_accuracy"] > 0.8
   assert (workdir / "registry" / "hubkit" / "digits-features" / "1" / "module.tar.gz").exists()
   assert layout.disallowed_paths(str(module_dir)) == []
   with open(module_dir / layout.METADATA_RELPATH) as f:
