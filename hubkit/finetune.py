@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -240,7 +240,8 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
              strategy: str = "default", checkpoint_dir: Optional[str] = None,
              tensorboard_dir: Optional[str] = None, classifier_dir: Optional[str] = None,
              label_column: str = "label", validation_split: float = 0.2, patience: int = 3,
-             seed: int = 0, overwrite: bool = False, verbose: int = 2) -> FinetuneResult:
+             seed: int = 0, overwrite: bool = False, verbose: int = 2,
+             callbacks: Sequence[Any] = ()) -> FinetuneResult:
   """Fine-tunes a module with a new head and re-exports it.
 
   Args:
@@ -263,6 +264,7 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
     seed: shuffling and initialisation seed.
     overwrite: replace existing exports.
     verbose: Keras progress output.
+    callbacks: extra callbacks of the chosen Keras flavour (e.g. timing).
 
   Returns:
     A FinetuneResult.
@@ -341,7 +343,7 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
 
   callbacks = [lib.callbacks.BackupAndRestore(backup_dir),
                lib.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                           restore_best_weights=True)]
+                                           restore_best_weights=True), *callbacks]
   if tensorboard_dir:
     callbacks.append(lib.callbacks.TensorBoard(tensorboard_dir))
   history = model.fit(_dataset(train, batch_size), validation_data=_dataset(validation, batch_size),
