@@ -24,7 +24,6 @@ from typing import Dict, Iterator, List, Tuple
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 

@@ -16,6 +16,7 @@ uninterrupted run would have seen.
 import csv
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -176,12 +177,20 @@ def _strategy(name: str) -> tf.distribute.Strategy:
   raise UsageError(f"--strategy={name} is not one of {', '.join(STRATEGIES)}.")
 
 
+def _cluster_task() -> Tuple[Dict[str, Any], Dict[str, Any]]:
+  """(cluster, task) from TF_CONFIG; empty when it is not set."""
+  try:
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+  except ValueError as e:
+    raise UsageError(f"TF_CONFIG is not valid JSON ({e}).") from e
+  return config.get("cluster") or {}, config.get("task") or {}
+
+
 def _is_chief() -> bool:
-  config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-  task = config.get("task") or {}
+  cluster, task = _cluster_task()
   if not task:
     return True
-  if "chief" in (config.get("cluster") or {}):
+  if "chief" in cluster:
     return task.get("type") == "chief"
   return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
@@ -288,11 +297,9 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
   if not 0.0 < validation_split < 1.0:
     raise UsageError("--validation_split must be between 0 and 1.")
   if tensorboard_dir:
-    try:
-      import tensorboard  # pylint: disable=g-import-not-at-top,unused-import
-    except ImportError:
+    if importlib.util.find_spec("tensorboard") is None:
       raise UsageError("--tensorboard_dir needs TensorBoard, which TensorFlow 2.21 no longer "
-                       "installs: pip install 'hubkit[tensorboard]'.") from None
+                       "installs: pip install 'hubkit[tensorboard]'.")
   is_chief = _is_chief()
   for target in (export_dir, classifier_dir):
     if target and is_chief and os.path.exists(target) and not overwrite:
@@ -314,8 +321,9 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
   checkpoint_dir = checkpoint_dir or f"{os.path.abspath(export_dir)}.checkpoint"
   backup_dir = os.path.join(checkpoint_dir, _run_key(settings))
   if not is_chief:
-    # Every worker must save its state, but only the chief's copy is kept.
-    backup_dir = os.path.join(backup_dir, f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}")
+    # Every worker saves its own training state, beside the chief's.
+    task = _cluster_task()[1]
+    backup_dir = os.path.join(backup_dir, f"{task.get('type')}-{task.get('index', 0)}")
   resumed_from = 0
   state_file = os.path.join(backup_dir, "training_metadata.json")
   if os.path.exists(state_file):

@@ -16,7 +16,6 @@ content is refused.
 
 import collections
 import contextlib
-import hashlib
 import http.server
 import os
 import re

@@ -2,7 +2,7 @@
 
 import os
 import tempfile
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import tensorflow as tf
 

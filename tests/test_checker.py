@@ -8,7 +8,6 @@ import tarfile
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 import tf_keras
 
 import broken_modules
