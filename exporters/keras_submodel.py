@@ -68,8 +68,8 @@ def _cut(model: Any, flavour: str, input_layer: Optional[str], output_layer: Opt
   """Returns the functional piece between the two layers (inclusive)."""
   if not input_layer and not output_layer:
     return model
-  inputs = _layer(model, input_layer, "input_layer").input if input_layer else model.inputs
-  outputs = _layer(model, output_layer, "output_layer").output if output_layer else model.outputs
+  inputs = _layer(model, input_layer, "input_layer").input if input_layer else model.input
+  outputs = _layer(model, output_layer, "output_layer").output if output_layer else model.output
   keras = sources._tf_keras() if flavour == "tf_keras" else sources._keras3()  # pylint: disable=protected-access
   try:
     return keras.Model(inputs, outputs, name=f"{model.name}_piece")
@@ -85,8 +85,10 @@ def _input_signature(piece: Any, input_spec: Optional[Any]) -> Any:
     specs = [parse_input_spec(s) if isinstance(s, str) else s
              for s in tf.nest.flatten(input_spec)]
     return tf.nest.pack_sequence_as(input_spec, specs)
-  specs = [tf.TensorSpec([None] + list(t.shape[1:]), tf.as_dtype(t.dtype)) for t in piece.inputs]
-  return specs[0] if len(specs) == 1 else specs
+  # `input` keeps the model's own input structure (a tensor, list or dict),
+  # which the traced call must accept as it is.
+  return tf.nest.map_structure(
+      lambda t: tf.TensorSpec([None] + list(t.shape[1:]), tf.as_dtype(t.dtype)), piece.input)
 
 
 def _warn_lambda_layers(piece: Any) -> List[str]:

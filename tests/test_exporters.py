@@ -194,3 +194,16 @@ def test_export_keras_cli(sources, tmp_path, capsys):
                    f"--export_dir={tmp_path / 'x'}", "--output_layer=featurez"]) == 2
   err = capsys.readouterr().err.strip()
   assert err.count("\n") == 0 and "'featurez' is not a layer" in err
+
+
+@pytest.mark.parametrize("lib", [tf_keras, keras], ids=["tf_keras", "keras3"])
+def test_dict_and_list_inputs_keep_their_structure(lib, tmp_path):
+  a, b = lib.Input((3,), name="a"), lib.Input((2,), name="b")
+  joined = lib.layers.Concatenate()([a, b])
+  x = {"a": np.ones([2, 3], np.float32), "b": np.full([2, 2], 2.0, np.float32)}
+  for structure, inputs in (({"a": a, "b": b}, x), ([a, b], [x["a"], x["b"]])):
+    model = lib.Model(structure, lib.layers.Dense(4, name="out")(joined))
+    name = "dict" if isinstance(structure, dict) else "list"
+    loaded = tf.saved_model.load(hubkit.export_keras_submodel(model, str(tmp_path / name)))
+    np.testing.assert_allclose(loaded(inputs, training=False).numpy(),
+                               np.asarray(model(inputs, training=False)), atol=1e-6)
