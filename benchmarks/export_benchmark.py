@@ -26,7 +26,8 @@ import keras
 import tensorflow as tf
 import tf_keras
 
-import _report  # pylint: disable=g-bad-import-order
+import _models  # pylint: disable=g-bad-import-order
+import _report
 import hubkit
 
 FLAGS = flags.FLAGS
@@ -40,20 +41,10 @@ UNITS = (2048, 2048, 1536, 384)
 SIZE_TARGET = 1.01
 
 
-def _model(lib):
-  """The feature extractor in tf_keras or Keras 3 (`lib`)."""
-  inputs = lib.Input((INPUT_DIM,))
-  x = inputs
-  for i, units in enumerate(UNITS):
-    x = lib.layers.Dense(units, activation="relu", name=f"dense_{i}",
-                         kernel_regularizer=lib.regularizers.L2(1e-5))(x)
-  return lib.Model(inputs, x)
-
-
 def _exporters():
   return {
-      "tf_keras exporter": lambda d: hubkit.export_keras_submodel(_model(tf_keras), d),
-      "Keras 3 exporter": lambda d: hubkit.export_keras_submodel(_model(keras), d),
+      "tf_keras exporter": lambda d: hubkit.export_keras_submodel(_models.dense_stack(tf_keras, INPUT_DIM, UNITS), d),
+      "Keras 3 exporter": lambda d: hubkit.export_keras_submodel(_models.dense_stack(keras, INPUT_DIM, UNITS), d),
       "module library (mlp)": lambda d: hubkit.export_module(
           "mlp_feature_vector", d,
           config={"input_dim": INPUT_DIM, "hidden_units": list(UNITS), "dropout_rate": 0.0}),

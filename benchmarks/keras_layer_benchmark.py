@@ -27,7 +27,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-import _report  # pylint: disable=g-bad-import-order
+import _models  # pylint: disable=g-bad-import-order
+import _report
 import hubkit
 
 FLAGS = flags.FLAGS
@@ -43,12 +44,7 @@ TARGET = 0.95
 
 
 def _features(lib):
-  inputs = lib.Input((INPUT_DIM,))
-  x = inputs
-  for i, units in enumerate(UNITS):
-    x = lib.layers.Dense(units, activation="relu", name=f"dense_{i}",
-                         kernel_regularizer=lib.regularizers.L2(1e-5))(x)
-  return lib.Model(inputs, x)
+  return _models.dense_stack(lib, INPUT_DIM, UNITS)
 
 
 def _classifier(lib, body):
