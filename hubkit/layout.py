@@ -54,3 +54,18 @@ def disallowed_paths(root: str) -> List[str]:
       if not is_allowed(rel):
         bad.append(rel.replace(os.sep, "/"))
   return bad
+
+
+def symlinks(root: str) -> List[str]:
+  """Returns the relative paths below `root` that are symbolic links.
+
+  A link can point anywhere on the publisher's (or consumer's) machine, so a
+  shareable module must not contain any.
+  """
+  found = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    for name in sorted(dirnames) + sorted(filenames):
+      full = os.path.join(dirpath, name)
+      if os.path.islink(full):
+        found.append(os.path.relpath(full, root).replace(os.sep, "/"))
+  return found

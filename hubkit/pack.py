@@ -35,11 +35,10 @@ def check_layout(module_dir: str) -> List[str]:
   if stray:
     raise UsageError(f"{module_dir} fails layout.saved_model: {', '.join(stray[:5])} "
                      "outside the allow-list; remove them (or run 'hubkit check').")
-  for dirpath, dirnames, filenames in os.walk(module_dir):
-    for name in dirnames + filenames:
-      if os.path.islink(os.path.join(dirpath, name)):
-        raise UsageError(f"{os.path.join(dirpath, name)} is a symbolic link; replace it with "
-                         "the file it points to.")
+  links = layout.symlinks(module_dir)
+  if links:
+    raise UsageError(f"{module_dir} fails layout.saved_model: {links[0]} is a symbolic link; "
+                     "replace it with the file it points to.")
   return list(layout.iter_files(module_dir))
 
 

@@ -131,6 +131,21 @@ def stray_file(path):
   return path
 
 
+def symlinked_file(path):
+  valid(path)
+  os.rename(os.path.join(path, "fingerprint.pb"), os.path.join(path, "..", "fingerprint.pb"))
+  os.symlink(os.path.abspath(os.path.join(path, "..", "fingerprint.pb")),
+             os.path.join(path, "fingerprint.pb"))
+  return path
+
+
+def garbage_saved_model(path):
+  valid(path)
+  with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+    f.write(b"\x08\x96\x01 this is not a SavedModel proto")
+  return path
+
+
 def inference_updates_state(path):
   obj = _base()
   obj.count = tf.Variable(0.0, trainable=False, name="count")
@@ -174,6 +189,10 @@ BROKEN = {
     "print_op": (print_op, {"security.ops"}, set()),
     "leaked_path": (leaked_path, {"layout.saved_model"}, set()),
     "stray_file": (stray_file, {"layout.saved_model"}, set()),
+    "symlinked_file": (symlinked_file, {"layout.saved_model"}, set()),
+    # Nothing loads: the layout rule names the cause, interface.call the effect.
+    "garbage_saved_model": (garbage_saved_model, {"layout.saved_model", "interface.call"},
+                            set()),
     # Both consumers fine-tune it, so both name the variable without a gradient.
     "trainable_variable_unused": (trainable_variable_unused,
                                   {"consumer.hub_keras_layer", "consumer.keras3_layer"}, set()),

@@ -28,6 +28,9 @@ def check_layout(ctx: Context):
   if stray:
     raise RuleFailed(f"files outside the tfhub.dev allow-list: {', '.join(stray[:5])}"
                      + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""))
+  links = layout.symlinks(ctx.path)
+  if links:
+    raise RuleFailed(f"symbolic links in the module: {', '.join(links[:5])}")
   with open(os.path.join(ctx.path, "saved_model.pb"), "rb") as f:
     leak = _LEAK.search(f.read())
   if leak:
