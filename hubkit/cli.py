@@ -37,7 +37,7 @@ COMMANDS = {
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def _start_tensorflow(logical_cpus: int) -> None:
+def start_tensorflow(logical_cpus: int) -> None:
   """Imports TensorFlow and initialises its devices with stderr muted.
 
   TensorFlow's C++ core writes start-up notes (oneDNN, CUDA probing) straight
@@ -134,7 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_hide_library_info)
   logical_cpus = getattr(command, "LOGICAL_CPUS", 1)
-  _start_tensorflow(logical_cpus() if callable(logical_cpus) else logical_cpus)
+  start_tensorflow(logical_cpus() if callable(logical_cpus) else logical_cpus)
   try:
     return command.main(args)
   except UsageError as e:

@@ -8,7 +8,7 @@ with `@rule(id, title, fix)`; docs/rules.md documents every id.
 import os
 import shutil
 import time
-from typing import Optional
+from typing import Callable, List, Optional, Sequence
 
 from hubkit import archive
 from hubkit import cache
@@ -21,10 +21,12 @@ from hubkit.checker import rules_consumer  # pylint: disable=unused-import
 from hubkit.checker.context import Context, first_line
 from hubkit.checker.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
 from hubkit.errors import UsageError
+from hubkit.safety import child
 
 __all__ = ["check_module", "Report", "CheckResult", "RULE_IDS"]
 
 RULE_IDS = tuple(r.id for r in registry.RULES)
+DEFAULT_TIMEOUT_SECONDS = 1800.0
 
 
 def _run_rule(rule: registry.Rule, ctx: Context, done: dict) -> CheckResult:
@@ -62,15 +64,40 @@ def _local_module(path: str) -> tuple:
                        "SavedModel directory or its .tar.gz archive.")
     tmp = archive.extract_to_temp(path)
     return tmp, tmp
-  if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+  if not any(os.path.isfile(os.path.join(path, name))
+             for name in ("saved_model.pb", "saved_model.pbtxt")):
     raise UsageError(f"{path} is not a SavedModel: it has no saved_model.pb; pass the "
                      "directory that holds saved_model.pb.")
   return path, None
 
 
+def run_rules(ctx: Context, rules, done: dict,
+              on_result: Optional[Callable[[CheckResult, float], None]] = None) -> List[CheckResult]:
+  """Runs rules in order, recording each status in `done` and its seconds in
+  `ctx.figures["seconds"]`; `on_result(result, seconds)` sees each one."""
+  results = []
+  timings = ctx.figures.setdefault("seconds", {})
+  for rule in rules:
+    start = time.perf_counter()
+    result = _run_rule(rule, ctx, done)
+    seconds = round(time.perf_counter() - start, 3)
+    results.append(result)
+    done[rule.id] = result.status
+    timings[rule.id] = seconds
+    if on_result:
+      on_result(result, seconds)
+  return results
+
+
 def check_module(path: str, reference: Optional[str] = None, inputs: Optional[str] = None,
-                 tolerance: float = 1e-5) -> Report:
+                 tolerance: float = 1e-5, allow_ops: Sequence[str] = (),
+                 unconfined: bool = False, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 on_result: Optional[Callable[[CheckResult, float], None]] = None) -> Report:
   """Checks a module against every rule.
+
+  Static rules (files and ops, nothing loaded) run first; if one fails, no
+  rule loads or calls the module. The dynamic rules then run in a confined
+  child process (see docs/security.md) unless `unconfined` is set.
 
   Args:
     path: a SavedModel directory, a `.tar.gz` module archive, or an http(s)
@@ -80,9 +107,15 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
     inputs: optional `.npz` of test inputs, keyed "inputs" for a single
       tensor or by nest path (dict key / list index) otherwise.
     tolerance: the parity tolerance.
+    allow_ops: op types the user reviewed and allows (security.ops).
+    unconfined: run the dynamic rules in this process, without confinement
+      (only for modules you trust, or where confinement is unavailable).
+    timeout: seconds the confined dynamic rules may take in all.
+    on_result: called with each rule's result and seconds as it finishes.
 
   Returns:
-    A Report; `report.conforms` is False when any rule failed.
+    A Report; `report.conforms` is False when any rule failed or the
+    dynamic rules could not run (`report.complete` is then False).
 
   Raises:
     UsageError: the check cannot run (no such path, not a SavedModel, an
@@ -96,18 +129,49 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
   module_dir, cleanup = _local_module(path)
   try:
     ctx = Context(module_dir, path, reference=reference, inputs_file=inputs,
-                  tolerance=tolerance)
-    if inputs and not ctx.load_error and hasattr(ctx.obj, "__call__"):
-      ctx.inputs  # pylint: disable=pointless-statement  (a bad --inputs file stops the check)
-    results, timings, done = [], {}, {}
-    for rule in registry.RULES:
-      start = time.perf_counter()
-      result = _run_rule(rule, ctx, done)
-      results.append(result)
-      done[rule.id] = result.status
-      timings[rule.id] = round(time.perf_counter() - start, 3)
-    ctx.figures["seconds"] = timings
-    return Report(path, results, ctx.figures)
+                  tolerance=tolerance, allow_ops=allow_ops)
+    done = {}
+    static = [r for r in registry.RULES if r.static]
+    dynamic = [r for r in registry.RULES if not r.static]
+    results = run_rules(ctx, static, done, on_result)
+    failed = [r.id for r in results if r.status == FAIL]
+    incomplete = ""
+    if failed:
+      reason = (f"not run: {', '.join(failed)} failed, and hubkit never loads or calls a "
+                "module that fails a static rule")
+      skipped = [CheckResult(r.id, r.title, SKIP, reason) for r in dynamic]
+      for result in skipped:
+        if on_result:
+          on_result(result, 0.0)
+      results += skipped
+    elif unconfined:
+      ctx.figures["confinement"] = "none (--unconfined)"
+      if inputs:
+        _validate_inputs(ctx)
+      results += run_rules(ctx, dynamic, done, on_result)
+    else:
+      dynamic_results, figures, incomplete = child.run_confined_check(
+          module_dir, path, dynamic, reference=reference, inputs=inputs,
+          tolerance=tolerance, allow_ops=allow_ops, timeout=timeout, on_result=on_result)
+      seconds = {**ctx.figures.get("seconds", {}), **figures.pop("seconds", {})}
+      ctx.figures.update(figures)
+      ctx.figures["seconds"] = seconds
+      results += dynamic_results
+    return Report(path, results, ctx.figures, incomplete=incomplete)
   finally:
     if cleanup:
       shutil.rmtree(cleanup, ignore_errors=True)
+
+
+def _validate_inputs(ctx: Context) -> None:
+  """Reads --inputs once, so that a bad file stops the check with its reason."""
+  if not ctx.load_error and hasattr(ctx.obj, "__call__"):
+    ctx.inputs  # pylint: disable=pointless-statement
+
+
+def run_dynamic_rules(ctx: Context, on_result: Callable[[CheckResult, float], None]) -> None:
+  """Runs every dynamic rule on `ctx` (in the confined child process)."""
+  if ctx.inputs_file:
+    _validate_inputs(ctx)
+  done = {r.id: PASS for r in registry.RULES if r.static}
+  run_rules(ctx, [r for r in registry.RULES if not r.static], done, on_result)

@@ -2,7 +2,7 @@
 
 import functools
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -42,12 +42,15 @@ class Context:
     name: what the user asked to check (path, archive or handle).
     reference: an optional reference model or export for behavior.parity.
     tolerance: the parity tolerance.
+    allow_ops: op types the user reviewed and allows (security.ops).
     figures: numbers the rules measure, reported in the JSON.
   """
 
   def __init__(self, path: str, name: str, reference: Optional[str] = None,
-               inputs_file: Optional[str] = None, tolerance: float = 1e-5):
+               inputs_file: Optional[str] = None, tolerance: float = 1e-5,
+               allow_ops: Sequence[str] = ()):
     self.path = path
+    self.allow_ops = tuple(allow_ops)
     self.name = name
     self.reference = reference
     self.inputs_file = inputs_file
@@ -96,13 +99,3 @@ class Context:
     return os.path.isdir(os.path.join(self.path, "assets")) and bool(
         os.listdir(os.path.join(self.path, "assets")))
 
-
-def parse_saved_model(path: str):
-  """Parses `<path>/saved_model.pb` into a SavedModel proto (raises on corruption)."""
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
-  proto = saved_model_pb2.SavedModel()
-  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-    proto.ParseFromString(f.read())
-  if not proto.meta_graphs:
-    raise ValueError("saved_model.pb holds no MetaGraph")
-  return proto

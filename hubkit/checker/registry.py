@@ -1,9 +1,14 @@
 """The rule registry: adding a rule is one decorated function in one file.
 
-A rule function takes the `Context` and returns `(status, message)` or just a
-message (meaning pass). It may raise `RuleFailed(message)` to fail or
+A rule function takes the `Context` and returns a message (meaning pass). It
+may raise `RuleFailed(message)` to fail, `RuleWarning(message)` to warn or
 `RuleSkipped(message)` to skip; anything else it raises is reported as a
 failure of that rule, so one broken module cannot crash the whole check.
+
+A rule is *static* when it only reads files and never loads or calls the
+module. Static rules run first, in the checking process; the others
+(dynamic) run only when every static rule passed, in a confined child
+process (`hubkit.safety.confine`).
 """
 
 import dataclasses
@@ -32,10 +37,11 @@ class Rule:
   function: Callable
   needs_load: bool
   requires: Tuple[str, ...]
+  static: bool
 
 
 def rule(rule_id: str, title: str, fix: str, needs_load: bool = True,
-         requires: Sequence[str] = ()) -> Callable:
+         requires: Sequence[str] = (), static: bool = False) -> Callable:
   """Registers a rule function.
 
   Args:
@@ -46,6 +52,7 @@ def rule(rule_id: str, title: str, fix: str, needs_load: bool = True,
     requires: rules that must pass (or warn) first; otherwise this one is
       skipped, so a broken module is flagged by the rule that names its
       defect rather than by every rule downstream of it.
+    static: the rule only reads files (never loads or calls the module).
 
   Returns:
     The decorator.
@@ -53,6 +60,7 @@ def rule(rule_id: str, title: str, fix: str, needs_load: bool = True,
   def register(function: Callable) -> Callable:
     if any(r.id == rule_id for r in RULES):
       raise ValueError(f"rule {rule_id} is registered twice")
-    RULES.append(Rule(rule_id, title, fix, function, needs_load, tuple(requires)))
+    RULES.append(Rule(rule_id, title, fix, function, needs_load and not static,
+                      tuple(requires), static))
     return function
   return register

@@ -34,15 +34,18 @@ class Report:
     module: the path or handle that was checked.
     results: one CheckResult per rule, in rule order.
     figures: measured numbers (variable counts, losses, timings...).
+    incomplete: why the dynamic rules could not run (empty when they did,
+      or when a static rule failed and they were not meant to).
   """
   module: str
   results: List[CheckResult]
   figures: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  incomplete: str = ""
 
   @property
   def conforms(self) -> bool:
-    """True when no rule failed (warnings and skips are allowed)."""
-    return all(r.status != FAIL for r in self.results)
+    """True when the check ran and no rule failed (warnings and skips allowed)."""
+    return not self.incomplete and all(r.status != FAIL for r in self.results)
 
   def result(self, rule_id: str) -> CheckResult:
     """Returns the result of one rule by id."""
@@ -60,6 +63,8 @@ class Report:
     return {
         "module": self.module,
         "conforms": self.conforms,
+        "complete": not self.incomplete,
+        "incomplete_reason": self.incomplete or None,
         "checks": [{"id": r.id, "title": r.title, "status": r.status, "message": r.message}
                    for r in self.results],
         "figures": self.figures,
@@ -72,6 +77,8 @@ class Report:
     counts = {s: sum(r.status == s for r in self.results) for s in STATUSES}
     tally = (f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[WARN]} warnings, "
              f"{counts[SKIP]} skipped")
+    if self.incomplete:
+      return f"{self.module}: check incomplete ({self.incomplete}) ({tally})"
     verdict = "conforms" if self.conforms else "does NOT conform"
     return f"{self.module}: {verdict} to the Reusable SavedModel interface ({tally})"
 

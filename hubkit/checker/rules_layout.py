@@ -4,8 +4,9 @@ import os
 import re
 
 from hubkit import layout
-from hubkit.checker.context import Context, first_line, parse_saved_model
+from hubkit.checker.context import Context
 from hubkit.checker.registry import RuleFailed, rule
+from hubkit.safety import ops
 
 # Absolute paths of a developer machine: home directories, temp folders,
 # macOS private folders, Windows drives. A SavedModel references its files
@@ -18,12 +19,12 @@ _LEAK = re.compile(rb"(?:/home/|/Users/|/root/|/tmp/|/private/var/|/var/folders/
 @rule("layout.saved_model", "SavedModel files and allow-list",
       fix="export with hubkit (or tf.saved_model.save) into a clean directory; remove stray "
           "files; keep vocabularies as tf.saved_model.Asset so paths stay relative.",
-      needs_load=False)
+      static=True)
 def check_layout(ctx: Context):
   try:
-    parse_saved_model(ctx.path)
-  except Exception as e:  # pylint: disable=broad-except
-    raise RuleFailed(f"saved_model.pb does not parse ({first_line(e)})") from e
+    ops.parse(ctx.path)
+  except ops.UnsafeModuleError as e:
+    raise RuleFailed(str(e)) from e
   stray = layout.disallowed_paths(ctx.path)
   if stray:
     raise RuleFailed(f"files outside the tfhub.dev allow-list: {', '.join(stray[:5])}"
@@ -31,7 +32,7 @@ def check_layout(ctx: Context):
   links = layout.symlinks(ctx.path)
   if links:
     raise RuleFailed(f"symbolic links in the module: {', '.join(links[:5])}")
-  with open(os.path.join(ctx.path, "saved_model.pb"), "rb") as f:
+  with open(ops.saved_model_proto_path(ctx.path), "rb") as f:
     leak = _LEAK.search(f.read())
   if leak:
     raise RuleFailed("saved_model.pb contains a path of the exporting machine: "

@@ -1,8 +1,11 @@
 """Checks that a module (SavedModel directory, .tar.gz archive or URL handle) loads,
 behaves and fine-tunes as the Reusable SavedModel interface promises.
 
+Static rules (files, ops) run first; the rules that load and call the module
+run only if those pass, in a confined child process (docs/security.md).
 Exit code 0 when it conforms (warnings allowed), 1 when a rule fails, 2 when
-the check could not run. Rules are documented in docs/rules.md.
+the check could not run (including when confinement is unavailable and
+--unconfined was not given). Rules are documented in docs/rules.md.
 """
 
 from typing import List
@@ -25,15 +28,25 @@ flags.DEFINE_string("inputs", None, "An .npz of test inputs (key 'inputs' for on
                     flag_values=FLAGS)
 flags.DEFINE_float("tolerance", 1e-5, "Parity tolerance for --reference.", lower_bound=0.0,
                    flag_values=FLAGS)
+flags.DEFINE_list("allow_ops", [], "Op types you reviewed and allow beyond the allow-list "
+                  "(comma-separated, e.g. PrintV2).", flag_values=FLAGS)
+flags.DEFINE_bool("unconfined", False, "Run the rules that load and call the module in this "
+                  "process, without confinement: only for modules you trust.",
+                  flag_values=FLAGS)
+flags.DEFINE_float("timeout", 1800.0, "Seconds the confined rules may take in all.",
+                   lower_bound=1.0, flag_values=FLAGS)
 
 
 def main(args: List[str]) -> int:
   path = _common.one_positional("check", "module path", args)
   from hubkit import checker  # pylint: disable=g-import-not-at-top
   report = checker.check_module(path, reference=FLAGS.reference, inputs=FLAGS.inputs,
-                                tolerance=FLAGS.tolerance)
+                                tolerance=FLAGS.tolerance, allow_ops=FLAGS.allow_ops,
+                                unconfined=FLAGS.unconfined, timeout=FLAGS.timeout)
   print(report.table())
   if FLAGS.json:
     with atomic_file(FLAGS.json, "w") as f:
       f.write(report.dumps())
+  if report.incomplete:
+    return 2
   return 0 if report.conforms else 1

@@ -1,0 +1,188 @@
+"""The confined child process that runs the checker's dynamic rules.
+
+The parent (`run_confined_check`) starts `python -m hubkit.safety.child`
+once per check, sends the request on stdin and reads one JSON line per
+finished rule from a private pipe, so results arrive (and can be shown) as
+they come and a module that hangs or is killed still leaves the finished
+rules' verdicts. The child confines itself (`confine.confine_self`) before
+TensorFlow, Keras or the module is imported: while it is still one thread.
+"""
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+# Only light imports here: the child imports this module before it is
+# confined, and TensorFlow must not start its threads before that.
+
+from hubkit.errors import UsageError
+
+_RESULT_FD_ENV = "HUBKIT_RESULT_FD"
+# Large enough for any module TensorFlow can load on this kind of machine,
+# small enough that a runaway module cannot fill the disk or swap it out.
+DEFAULT_MEMORY_BYTES = 64 << 30
+DEFAULT_FILE_BYTES = 8 << 30
+
+
+def _child_env(scratch: str, result_fd: int) -> Dict[str, str]:
+  env = dict(os.environ)
+  env.update({
+      _RESULT_FD_ENV: str(result_fd),
+      "TMPDIR": scratch,
+      "KERAS_HOME": os.path.join(scratch, "keras"),
+      "TFHUB_CACHE_DIR": os.path.join(scratch, "tfhub_modules"),
+      "MPLCONFIGDIR": scratch,
+      "PYTHONDONTWRITEBYTECODE": "1",
+      "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+  })
+  return env
+
+
+def run_confined_check(module_dir: str, name: str, rules: Sequence[Any],
+                       reference: Optional[str] = None, inputs: Optional[str] = None,
+                       tolerance: float = 1e-5, allow_ops: Sequence[str] = (),
+                       timeout: float = 1800.0,
+                       on_result: Optional[Callable[[Any, float], None]] = None
+                       ) -> Tuple[List[Any], Dict[str, Any], str]:
+  """Runs the dynamic rules in a confined child process.
+
+  Args:
+    module_dir: the SavedModel directory (read-only for the child).
+    name: what the user asked to check, for messages.
+    rules: the dynamic rules, in order (their results are expected back).
+    reference, inputs, tolerance, allow_ops: as for `check_module`.
+    timeout: seconds before the child is killed.
+    on_result: called with each result as it arrives.
+
+  Returns:
+    (results in rule order, figures, why the check is incomplete or "").
+
+  Raises:
+    UsageError: the child found the request unusable (e.g. a bad --inputs).
+  """
+  from hubkit.checker.report import FAIL, SKIP, CheckResult  # pylint: disable=g-import-not-at-top
+  scratch = tempfile.mkdtemp(prefix="hubkit_check_")
+  read_fd, write_fd = os.pipe()
+  request = {"module_dir": os.path.abspath(module_dir), "name": name, "scratch": scratch,
+             "reference": os.path.abspath(reference) if reference else None,
+             "inputs": os.path.abspath(inputs) if inputs else None,
+             "tolerance": tolerance, "allow_ops": list(allow_ops)}
+  got: Dict[str, Any] = {}
+  figures: Dict[str, Any] = {"seconds": {}}
+  incomplete, usage_error, stopped = "", None, ""
+  try:
+    with tempfile.TemporaryFile() as stderr:
+      process = subprocess.Popen(  # pylint: disable=consider-using-with
+          [sys.executable, "-m", "hubkit.safety.child"], stdin=subprocess.PIPE,
+          stdout=stderr, stderr=stderr, pass_fds=(write_fd,), cwd=scratch,
+          env=_child_env(scratch, write_fd))
+      os.close(write_fd)
+      write_fd = -1
+      process.stdin.write(json.dumps(request).encode())
+      process.stdin.close()
+      deadline, buffer = time.monotonic() + timeout, b""
+      with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        read_fd = -1
+        while True:
+          left = deadline - time.monotonic()
+          if left <= 0:
+            process.kill()
+            stopped = f"stopped after the {timeout:g} s time limit"
+            break
+          ready, _, _ = select.select([pipe], [], [], min(left, 1.0))
+          if not ready:
+            continue
+          chunk = pipe.read(1 << 16)
+          if not chunk:
+            break
+          buffer += chunk
+          while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            message = json.loads(line)
+            if "result" in message:
+              result = CheckResult(**message["result"])
+              got[result.id] = result
+              figures["seconds"][result.id] = message["seconds"]
+              if on_result:
+                on_result(result, message["seconds"])
+            elif "figures" in message:
+              figures.update({k: v for k, v in message["figures"].items() if k != "seconds"})
+            elif "confinement" in message:
+              figures["confinement"] = message["confinement"]
+            elif message.get("error") == "confinement":
+              incomplete = (f"confinement is unavailable here ({message['message']}); the "
+                            "dynamic rules were not run: rerun with --unconfined "
+                            "(unconfined=True) only for a module you trust")
+            elif message.get("error") == "usage":
+              usage_error = message["message"]
+      code = process.wait()
+      stderr.seek(0)
+      tail = [l for l in stderr.read().decode("utf-8", "replace").splitlines() if l.strip()]
+  finally:
+    for fd in (read_fd, write_fd):
+      if fd >= 0:
+        os.close(fd)
+    shutil.rmtree(scratch, ignore_errors=True)
+  if usage_error:
+    raise UsageError(usage_error)
+  if not stopped and code != 0 and not incomplete:
+    stopped = (f"the confined process ended with code {code}"
+               + (f" ({tail[-1][:200]})" if tail else ""))
+  results = []
+  for rule in rules:
+    if rule.id in got:
+      results.append(got[rule.id])
+    elif incomplete:
+      results.append(CheckResult(rule.id, rule.title, SKIP, incomplete))
+    else:
+      # The module hung, exhausted a limit or crashed the process: the rule
+      # that was running when it happened fails, the rest are not run.
+      results.append(CheckResult(rule.id, rule.title, FAIL, f"could not finish: {stopped}",
+                                 rule.fix))
+      stopped = stopped if stopped.startswith("not run") else f"not run ({stopped})"
+  return results, figures, incomplete
+
+
+def _emit(fd: int, message: Dict[str, Any]) -> None:
+  os.write(fd, (json.dumps(message, default=str) + "\n").encode())
+
+
+def main() -> int:
+  """The child: confine, then run the dynamic rules and report them."""
+  result_fd = int(os.environ[_RESULT_FD_ENV])
+  request = json.loads(sys.stdin.read())
+  # Confine before anything else runs: no TensorFlow thread exists yet.
+  from hubkit.safety import confine  # pylint: disable=g-import-not-at-top
+  try:
+    description = confine.confine_self(request["scratch"], memory_bytes=DEFAULT_MEMORY_BYTES,
+                                       file_bytes=DEFAULT_FILE_BYTES)
+  except (confine.ConfinementError, OSError) as e:
+    _emit(result_fd, {"error": "confinement", "message": str(e)})
+    return 0
+  _emit(result_fd, {"confinement": description})
+  os.environ.pop(_RESULT_FD_ENV, None)
+  from hubkit import cli  # pylint: disable=g-import-not-at-top
+  cli.start_tensorflow(2)
+  from hubkit import checker  # pylint: disable=g-import-not-at-top
+  from hubkit.checker.context import Context  # pylint: disable=g-import-not-at-top
+  ctx = Context(request["module_dir"], request["name"], reference=request["reference"],
+                inputs_file=request["inputs"], tolerance=request["tolerance"],
+                allow_ops=request["allow_ops"])
+  try:
+    checker.run_dynamic_rules(ctx, lambda result, seconds: _emit(
+        result_fd, {"result": result.__dict__, "seconds": seconds}))
+  except UsageError as e:
+    _emit(result_fd, {"error": "usage", "message": str(e)})
+    return 0
+  _emit(result_fd, {"figures": ctx.figures})
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
