@@ -2,24 +2,93 @@
 
 An archive comes from someone else's machine, so every entry is checked
 before anything is written: no absolute paths, no `..`, no symbolic or hard
-links, no device files or FIFOs, and only paths the tfhub.dev allow-list
-permits. Members are streamed to disk in chunks, so memory use does not grow
-with the module's size.
+links, no device files, FIFOs or sparse members, and only paths the tfhub.dev
+allow-list permits. Members are streamed to disk in chunks, so memory use
+does not grow with the module's size, and `ExtractLimits` bound what the
+stream may expand to while it is read (a gzip bomb stops at the limit, not
+at the end of the disk).
 """
 
+import contextlib
+import dataclasses
 import gzip
 import os
 import posixpath
 import shutil
 import tarfile
 import tempfile
-from typing import BinaryIO, Callable, List, Optional
+from typing import Any, BinaryIO, Callable, List, Optional
 import zlib
 
 from hubkit import layout
 from hubkit.errors import UsageError
 
 _CHUNK = 1 << 20
+# The compression-ratio limit applies only past this size: small files
+# (metadata, vocabularies) legitimately compress well.
+_RATIO_FLOOR_BYTES = 64 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractLimits:
+  """Bounds on what one module archive may expand to.
+
+  The defaults fit every real module (the largest TF Hub modules are a few
+  GiB of weights that barely compress, in tens of files); each can be
+  raised with an environment variable for a module you trust.
+
+  Attributes:
+    max_bytes: total uncompressed bytes (HUBKIT_MAX_EXTRACT_BYTES).
+    max_ratio: uncompressed / compressed bytes, checked once past 64 MiB
+      (HUBKIT_MAX_EXTRACT_RATIO).
+    max_entries: files and directories (HUBKIT_MAX_EXTRACT_ENTRIES).
+    max_depth: path components of one entry (HUBKIT_MAX_EXTRACT_DEPTH).
+    max_name_bytes: bytes of one entry's path (HUBKIT_MAX_EXTRACT_NAME_BYTES).
+  """
+  max_bytes: int = 32 << 30
+  max_ratio: float = 100.0
+  max_entries: int = 10_000
+  max_depth: int = 16
+  max_name_bytes: int = 1024
+
+  @classmethod
+  def from_env(cls) -> "ExtractLimits":
+    """The defaults, with any HUBKIT_MAX_EXTRACT_* environment variable applied.
+
+    Raises:
+      UsageError: a variable is not a positive number.
+    """
+    values = {}
+    for field in dataclasses.fields(cls):
+      name = _limit_env(field.name)
+      raw = os.environ.get(name)
+      if raw is None:
+        continue
+      try:
+        value = field.type(float(raw)) if field.type is int else float(raw)
+      except ValueError:
+        value = 0
+      if value <= 0:
+        raise UsageError(f"{name}={raw!r} must be a positive number.")
+      values[field.name] = value
+    return cls(**values)
+
+
+def _limit_env(field: str) -> str:
+  return "HUBKIT_" + field.upper().replace("MAX_", "MAX_EXTRACT_", 1)
+
+
+class _CountingReader:
+  """Counts the compressed bytes tarfile reads from the underlying stream."""
+
+  def __init__(self, raw: BinaryIO):
+    self._raw = raw
+    self.count = 0
+
+  def read(self, size: int = -1) -> bytes:
+    data = self._raw.read(size)
+    self.count += len(data)
+    return data
 
 
 def _refuse(archive: str, entry: str, why: str) -> UsageError:
@@ -27,9 +96,23 @@ def _refuse(archive: str, entry: str, why: str) -> UsageError:
                     "archives made by 'hubkit pack' (or tar -czf m.tar.gz -C module_dir .).")
 
 
-def _normalized(archive: str, member: tarfile.TarInfo) -> Optional[str]:
+def _over_limit(archive: str, what: str, field: str, limit: Any) -> UsageError:
+  return UsageError(f"refusing to extract {archive}: {what} (limit {limit}); nothing was kept. "
+                    f"If you trust this archive, raise the limit with {_limit_env(field)}=N.")
+
+
+def _normalized(archive: str, member: tarfile.TarInfo,
+                limits: ExtractLimits) -> Optional[str]:
   """Returns the member's safe relative path, None for the root entry, or raises."""
   name = member.name
+  if len(name.encode("utf-8", "surrogateescape")) > limits.max_name_bytes:
+    raise _over_limit(archive, f"an entry's path is {len(name)} characters long",
+                      "max_name_bytes", limits.max_name_bytes)
+  if len([p for p in name.split("/") if p not in ("", ".")]) > limits.max_depth:
+    raise _over_limit(archive, f"entry {name[:60]!r}… is nested "
+                      f"{name.count('/') + 1} directories deep", "max_depth", limits.max_depth)
+  if member.issparse():
+    raise _refuse(archive, name, "is a sparse file (its holes would expand on disk)")
   if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\\" in name:
     raise _refuse(archive, name, "has an absolute or Windows path")
   if ".." in name.split("/"):
@@ -51,7 +134,8 @@ def _normalized(archive: str, member: tarfile.TarInfo) -> Optional[str]:
 
 def extract_module_archive(archive: str, target_dir: str,
                            on_bytes: Optional[Callable[[int], None]] = None,
-                           fileobj: Optional[BinaryIO] = None) -> List[str]:
+                           fileobj: Optional[BinaryIO] = None,
+                           limits: Optional[ExtractLimits] = None) -> List[str]:
   """Extracts a module archive into an existing, empty directory.
 
   The archive is read as a stream (tar mode "r|gz"), so it may come straight
@@ -65,20 +149,29 @@ def extract_module_archive(archive: str, target_dir: str,
     on_bytes: called with the number of bytes written after each chunk
       (progress reporting).
     fileobj: read the archive from this binary stream instead of `archive`.
+    limits: bounds on the expanded size (default: `ExtractLimits.from_env()`).
 
   Returns:
     The relative paths of the files written.
 
   Raises:
     UsageError: the archive is unreadable, truncated, not gzip/tar, holds an
-      unsafe or non-allow-listed entry, or has no saved_model.pb.
+      unsafe or non-allow-listed entry, exceeds a limit, or has no
+      saved_model.pb. The caller removes `target_dir`.
   """
-  written = []
+  limits = limits or ExtractLimits.from_env()
+  written, entries, total = [], 0, 0
   try:
-    with tarfile.open(archive if fileobj is None else None, mode="r|gz",
-                      fileobj=fileobj) as tar:
+    with contextlib.ExitStack() as stack:
+      raw = fileobj if fileobj is not None else stack.enter_context(open(archive, "rb"))
+      counter = _CountingReader(raw)
+      tar = stack.enter_context(tarfile.open(None, mode="r|gz", fileobj=counter))
       for member in tar:
-        relpath = _normalized(archive, member)
+        entries += 1
+        if entries > limits.max_entries:
+          raise _over_limit(archive, f"it holds more than {limits.max_entries} entries",
+                            "max_entries", limits.max_entries)
+        relpath = _normalized(archive, member, limits)
         if relpath is None:
           continue
         destination = os.path.join(target_dir, *relpath.split("/"))
@@ -86,9 +179,20 @@ def extract_module_archive(archive: str, target_dir: str,
           os.makedirs(destination, exist_ok=True)
           continue
         os.makedirs(os.path.dirname(destination), exist_ok=True)
+        if total + member.size > limits.max_bytes:
+          raise _over_limit(archive, f"it expands to more than {limits.max_bytes} bytes",
+                            "max_bytes", limits.max_bytes)
         source = tar.extractfile(member)
         with source, open(destination, "xb") as out:
           for chunk in iter(lambda: source.read(_CHUNK), b""):
+            total += len(chunk)
+            if total > limits.max_bytes:
+              raise _over_limit(archive, f"it expands to more than {limits.max_bytes} bytes",
+                                "max_bytes", limits.max_bytes)
+            if total > _RATIO_FLOOR_BYTES and total > limits.max_ratio * max(counter.count, 1):
+              raise _over_limit(archive, f"it expands more than {limits.max_ratio:g}-fold "
+                                f"({counter.count} compressed bytes gave {total})",
+                                "max_ratio", limits.max_ratio)
             out.write(chunk)
             if on_bytes:
               on_bytes(len(chunk))

@@ -26,7 +26,7 @@ import shutil
 import socket
 import tempfile
 import time
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -404,7 +404,24 @@ def resolve(handle: str) -> str:
   return ModuleCache().resolve(handle)
 
 
-def load(handle: str, **kwargs) -> Any:
-  """`tf.saved_model.load(resolve(handle), **kwargs)`."""
+def load(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = (), **kwargs) -> Any:
+  """`tf.saved_model.load(resolve(handle), **kwargs)`, after an op scan.
+
+  Args:
+    handle: a directory, `.tar.gz` or http(s) handle.
+    safe_mode: scan the module first and refuse one whose ops reach outside
+      the process (the verdict is remembered per content digest); pass False
+      only for a module you trust.
+    allow_ops: op types you reviewed and allow beyond the allow-list.
+    **kwargs: passed to `tf.saved_model.load` (e.g. `options`).
+
+  Raises:
+    UsageError, HubkitError: as for `resolve`.
+    hubkit.safety.ops.UnsafeModuleError: the scan refused the module.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.saved_model.load(resolve(handle), **kwargs)
+  module_dir = resolve(handle)
+  if safe_mode:
+    from hubkit.safety import verdicts  # pylint: disable=g-import-not-at-top
+    verdicts.ensure_safe(module_dir, allow_ops)
+  return tf.saved_model.load(module_dir, **kwargs)

@@ -30,6 +30,7 @@ import tensorflow as tf
 from hubkit import cache
 from hubkit import reexport
 from hubkit.checker.context import call_traces
+from hubkit.safety import verdicts
 from hubkit.errors import UsageError
 
 HEADS = ("classification", "regression")
@@ -209,7 +210,9 @@ def _build(keras_version: str, module_dir: str, spec: tf.TensorSpec, kind: str, 
     import tf_keras as lib  # pylint: disable=g-import-not-at-top
     layer_class = hub.KerasLayer
   inputs = lib.Input(shape=spec.shape[1:], dtype=spec.dtype.name, name="inputs")
-  layer = layer_class(module_dir, trainable=True, name="module")
+  # The caller scanned the module (with the ops the user allowed).
+  extra = {"safe_mode": False} if keras_version == "3" else {}
+  layer = layer_class(module_dir, trainable=True, name="module", **extra)
   features = layer(inputs)
   if isinstance(features, dict):
     if "default" not in features:
@@ -250,7 +253,8 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
              tensorboard_dir: Optional[str] = None, classifier_dir: Optional[str] = None,
              label_column: str = "label", validation_split: float = 0.2, patience: int = 3,
              seed: int = 0, overwrite: bool = False, verbose: int = 2,
-             callbacks: Sequence[Any] = ()) -> FinetuneResult:
+             callbacks: Sequence[Any] = (), safe_mode: bool = True,
+             allow_ops: Sequence[str] = ()) -> FinetuneResult:
   """Fine-tunes a module with a new head and re-exports it.
 
   Args:
@@ -274,6 +278,9 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
     overwrite: replace existing exports.
     verbose: Keras progress output.
     callbacks: extra callbacks of the chosen Keras flavour (e.g. timing).
+    safe_mode: scan the module before loading it and refuse one whose ops
+      reach outside the process; False only for a module you trust.
+    allow_ops: op types you reviewed and allow beyond the allow-list.
 
   Returns:
     A FinetuneResult.
@@ -306,6 +313,8 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
       raise UsageError(f"{target} already exists; choose another path or pass --overwrite.")
   distribution = _strategy(strategy)
   module_dir = cache.resolve(module)
+  if safe_mode:
+    verdicts.ensure_safe(module_dir, allow_ops)
   spec = _input_spec(module_dir)
   x, y = _check_fit(*load_data(data, label_column), spec, kind, size)
   order = np.random.default_rng(seed).permutation(len(x))

@@ -70,18 +70,24 @@ class KerasLayer(keras.layers.Layer):
       whose output shape cannot be inferred (a list of them for several
       outputs).
     load_options: `tf.saved_model.LoadOptions` for loading.
+    safe_mode: scan a module given by handle before loading it and refuse one
+      whose ops reach outside the process (see docs/security.md); pass False
+      only for a module you trust.
     **kwargs: passed to `keras.layers.Layer` (name, dtype, ...).
 
   Raises:
     UsageError: `trainable=True` with a signature, an unknown signature, or a
       module without `__call__`.
+    hubkit.safety.ops.UnsafeModuleError: `safe_mode` and the module holds an
+      op that is not allowed.
   """
 
   def __init__(self, handle: Any, trainable: bool = False,
                arguments: Optional[Mapping[str, Any]] = None, signature: Optional[str] = None,
                output_key: Optional[str] = None, signature_outputs_as_dict: Optional[bool] = None,
                output_shape: Optional[Sequence[Any]] = None,
-               load_options: Optional[tf.saved_model.LoadOptions] = None, **kwargs):
+               load_options: Optional[tf.saved_model.LoadOptions] = None,
+               safe_mode: bool = True, **kwargs):
     super().__init__(trainable=trainable, **kwargs)
     if signature and trainable:
       raise UsageError(f"signature {signature!r} can only run in inference mode; use "
@@ -95,7 +101,7 @@ class KerasLayer(keras.layers.Layer):
     self._signature_outputs_as_dict = signature_outputs_as_dict
     self._output_shape = output_shape
     if isinstance(handle, (str, os.PathLike)):
-      self._module = tf.saved_model.load(cache.resolve(os.fspath(handle)), options=load_options)
+      self._module = cache.load(os.fspath(handle), safe_mode=safe_mode, options=load_options)
     else:
       self._module = handle
     self._function = self._pick_function()
@@ -210,6 +216,31 @@ class KerasLayer(keras.layers.Layer):
     specs = [keras.KerasTensor((batch,) + tuple(s), dtype=self.compute_dtype)
              for s in (shapes if nested else [shapes])]
     return specs if nested else specs[0]
+
+  @classmethod
+  def from_config(cls, config: Dict[str, Any], custom_objects: Any = None,
+                  safe_mode: Optional[bool] = None) -> "KerasLayer":
+    """Rebuilds the layer from `get_config()`, honouring Keras's safe mode.
+
+    Like `keras.layers.TFSMLayer`, this layer loads and runs a SavedModel
+    named in the config, so in safe mode (the default of
+    `keras.saving.load_model`) it refuses.
+
+    Raises:
+      ValueError: safe mode is on; pass `safe_mode=False` to the loading
+        function, or call `keras.config.enable_unsafe_deserialization()`,
+        for a model you trust.
+    """
+    del custom_objects
+    from keras.src.saving import serialization_lib  # pylint: disable=g-import-not-at-top
+    effective = safe_mode if safe_mode is not None else serialization_lib.in_safe_mode()
+    if effective is not False:
+      raise ValueError(
+          f"refusing to rebuild hubkit.KerasLayer for {config.get('handle')!r} in Keras safe "
+          "mode: it would fetch and run that SavedModel. If you trust the model, pass "
+          "safe_mode=False to keras.saving.load_model (or call "
+          "keras.config.enable_unsafe_deserialization()).")
+    return cls(**config)
 
   def get_config(self) -> Dict[str, Any]:
     if not isinstance(self._handle, (str, os.PathLike)):

@@ -46,6 +46,10 @@ flags.DEFINE_integer("seed", 0, "Shuffling and initialisation seed.", flag_value
 flags.DEFINE_integer("verbose", 2, "Keras progress output (0, 1 or 2).", lower_bound=0,
                      upper_bound=2, flag_values=FLAGS)
 flags.DEFINE_bool("overwrite", False, "Replace existing exports.", flag_values=FLAGS)
+flags.DEFINE_bool("unsafe", False, "Load the module without the op scan: only for a module "
+                  "you trust.", flag_values=FLAGS)
+flags.DEFINE_list("allow_ops", [], "Op types you reviewed and allow beyond the allow-list.",
+                  flag_values=FLAGS)
 
 
 def LOGICAL_CPUS() -> int:  # pylint: disable=invalid-name
@@ -71,6 +75,6 @@ def main(args: List[str]) -> int:
       tensorboard_dir=FLAGS.tensorboard_dir, classifier_dir=FLAGS.classifier_dir,
       label_column=FLAGS.label_column, validation_split=FLAGS.validation_split,
       patience=FLAGS.patience, seed=FLAGS.seed, overwrite=FLAGS.overwrite,
-      verbose=FLAGS.verbose)
+      verbose=FLAGS.verbose, safe_mode=not FLAGS.unsafe, allow_ops=FLAGS.allow_ops)
   print(result.summary())
   return 0
