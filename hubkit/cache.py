@@ -10,9 +10,15 @@ tensorflow_hub's layout, so either library reuses what the other fetched:
 
 hubkit adds what tensorflow_hub lacks: a folder without saved_model.pb or
 with missing variable shards is a miss, not a crash (tensorflow/hub#575); the
-archive's sha256 is checked against the server's ETag while it streams; a
-lock left by a dead process is taken over at once; and extraction refuses
-unsafe entries. Nothing here imports TensorFlow except `load`.
+archive's sha256 is checked against the server's ETag while it streams;
+extraction refuses unsafe entries and is bounded (`archive.ExtractLimits`);
+every entry has a manifest beside it (`<sha1>.manifest.json`, see
+`hubkit.manifest`) and a hit is trusted only if the folder still matches it
+(an entry without one, a symbolic link or a changed file is fetched again);
+a lock left by a dead process is taken over at once, and a lock file's
+contents are parsed against their exact format, never used as a path; a
+cache folder other users can write to is refused. Nothing here imports
+TensorFlow except `load`.
 """
 
 import contextlib
@@ -35,6 +41,7 @@ import uuid
 from absl import logging
 
 from hubkit import archive
+from hubkit import manifest
 from hubkit import metadata
 from hubkit.errors import HubkitError, UsageError
 from hubkit.progress import Progress
@@ -44,6 +51,9 @@ _POLL_SECONDS = 0.2
 # is considered abandoned (its owner may live on another host).
 STALE_LOCK_SECONDS = 600
 _TIMEOUT_SECONDS = 60
+# tensorflow_hub's lock contents: hostname.pid.uuid4-hex.
+_LOCK_FORMAT = re.compile(r"(?P<host>[A-Za-z0-9][A-Za-z0-9._-]{0,252})\.(?P<pid>[0-9]{1,10})"
+                          r"\.(?P<task>[0-9a-f]{32})")
 
 
 def default_cache_dir() -> str:
@@ -159,11 +169,15 @@ class ModuleCache:
   Args:
     cache_dir: the cache folder; defaults to `default_cache_dir()`.
     progress: show a progress bar (default: only on a terminal).
+    stale_lock_seconds: how long a lock may show no download progress before
+      it is taken over.
   """
 
-  def __init__(self, cache_dir: Optional[str] = None, progress: Optional[bool] = None):
+  def __init__(self, cache_dir: Optional[str] = None, progress: Optional[bool] = None,
+               stale_lock_seconds: float = STALE_LOCK_SECONDS):
     self.cache_dir = os.path.abspath(cache_dir or default_cache_dir())
     self._progress = progress
+    self._stale_lock_seconds = stale_lock_seconds
 
   def key(self, handle: str) -> str:
     """The folder name for a handle: SHA-1 of the handle, as tensorflow_hub does."""
@@ -184,7 +198,7 @@ class ModuleCache:
     """
     handle = os.fspath(handle)
     if is_url(handle):
-      return self._fetch(handle, self._download)
+      return self._fetch(handle, self._download, None)
     if os.path.isdir(handle):
       if not os.path.isfile(os.path.join(handle, "saved_model.pb")):
         raise UsageError(f"{handle} is not a SavedModel: it has no saved_model.pb.")
@@ -193,18 +207,45 @@ class ModuleCache:
       if not handle.endswith((".tar.gz", ".tgz")):
         raise UsageError(f"{handle} is a file but not a .tar.gz module archive.")
       path = os.path.abspath(handle)
-      return self._fetch(path, lambda h, tmp: self._extract_file(path, tmp))
+      return self._fetch(path, lambda h, tmp: self._extract_file(path, tmp),
+                         manifest.source_status(path))
     raise UsageError(f"module handle {handle!r} is not an existing directory, a .tar.gz "
                      "archive or an http(s) URL.")
 
-  def _fetch(self, handle: str, fill) -> str:
+  def _check_cache_dir(self) -> None:
+    """Refuses a cache folder that another user could write into."""
+    st = os.stat(self.cache_dir)
+    if st.st_mode & 0o022 or st.st_uid not in (os.geteuid(), 0):
+      raise UsageError(f"the cache folder {self.cache_dir} is writable by, or belongs to, "
+                       "another user, who could replace what hubkit loads from it; run "
+                       f"'chmod go-w {self.cache_dir}' or set TFHUB_CACHE_DIR to a folder of "
+                       "your own.")
+
+  def entry_problems(self, module_dir: str, source: Optional[List[int]] = None) -> List[str]:
+    """Why a cache entry is not a trustworthy hit (empty when it is).
+
+    Args:
+      module_dir: the entry folder.
+      source: for a local archive handle, its current status; an entry made
+        from another version of the file is stale.
+    """
+    problems = manifest.problems(module_dir)
+    if not problems:
+      problems = module_problems(module_dir)
+    if not problems and source is not None:
+      if (manifest.read(module_dir) or {}).get("source") != source:
+        problems = ["the archive changed since it was extracted"]
+    return problems
+
+  def _fetch(self, handle: str, fill, source: Optional[List[int]]) -> str:
     module_dir = self.path_for(handle)
-    if not module_problems(module_dir):
+    os.makedirs(self.cache_dir, exist_ok=True)
+    self._check_cache_dir()
+    if not self.entry_problems(module_dir, source):
       # The descriptor's time records the last use, for `prune`.
       with contextlib.suppress(FileNotFoundError):
         os.utime(self._descriptor(module_dir))
       return module_dir
-    os.makedirs(self.cache_dir, exist_ok=True)
     lock = module_dir + ".lock"
     task_uid = uuid.uuid4().hex
     contents = f"{socket.gethostname()}.{os.getpid()}.{task_uid}"
@@ -212,20 +253,23 @@ class ModuleCache:
     self._acquire(lock, contents, handle)
     try:
       # Another process may have finished while we waited for the lock.
-      problems = module_problems(module_dir)
+      problems = self.entry_problems(module_dir, source)
       if not problems:
         return module_dir
-      if os.path.exists(module_dir):
-        logging.warning("cached copy of %s is incomplete (%s); downloading it again",
+      if os.path.lexists(module_dir):
+        logging.warning("cached copy of %s is not trusted (%s); fetching it again",
                         handle, "; ".join(problems[:2]))
-        shutil.rmtree(module_dir)
+        _remove_entry(module_dir)
       os.makedirs(tmp)
-      fill(handle, tmp)
+      archive_sha256 = fill(handle, tmp)
       with open(self._descriptor(module_dir) + f".{task_uid}", "w", encoding="utf-8") as f:
         f.write(f"Module: {handle}\nDownload Time: {datetime.datetime.today()}\n"
                 f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})")
       os.replace(self._descriptor(module_dir) + f".{task_uid}", self._descriptor(module_dir))
       os.rename(tmp, module_dir)
+      # Recorded after the rename, so the files' status is final; until it
+      # exists the entry is a miss, so a crash here costs a fetch, no trust.
+      manifest.write(module_dir, handle, archive_sha256, source)
       return module_dir
     finally:
       shutil.rmtree(tmp, ignore_errors=True)
@@ -252,37 +296,51 @@ class ModuleCache:
       owner = _read_text(lock)
       if owner is None:
         continue  # released between our attempt and the read
-      if self._owner_is_dead(owner):
-        logging.warning("taking over the lock of %s left by a dead process (%s)", handle, owner)
-        self._break_lock(lock, owner)
+      parsed = _LOCK_FORMAT.fullmatch(owner.strip())
+      if parsed and self._owner_is_dead(parsed):
+        logging.warning("taking over the lock of %s left by a dead process (%s)", handle,
+                        parsed.group(0))
+        self._break_lock(lock, owner, parsed)
         continue
       if owner != watched:
         watched, last_size, last_change = owner, -1, time.monotonic()
-      size = _dir_size(f"{lock[:-len('.lock')]}.{owner.rsplit('.', 1)[-1]}.tmp")
+      size = self._owner_progress(lock, parsed)
       if size != last_size:
         last_size, last_change = size, time.monotonic()
-      elif time.monotonic() - last_change > STALE_LOCK_SECONDS:
-        logging.warning("the download of %s by %s made no progress for %d s; taking over",
-                        handle, owner, STALE_LOCK_SECONDS)
-        self._break_lock(lock, owner)
+      elif time.monotonic() - last_change > self._stale_lock_seconds:
+        logging.warning("the download of %s by %r made no progress for %g s; taking over",
+                        handle, owner[:120], self._stale_lock_seconds)
+        self._break_lock(lock, owner, parsed)
         continue
       time.sleep(_POLL_SECONDS)
 
   @staticmethod
-  def _owner_is_dead(owner: str) -> bool:
-    parts = owner.rsplit(".", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-      return False
-    host, pid = parts[0], int(parts[1])
-    return host == socket.gethostname() and not _pid_alive(pid)
+  def _owner_is_dead(parsed: "re.Match") -> bool:
+    return parsed.group("host") == socket.gethostname() and not _pid_alive(
+        int(parsed.group("pid")))
 
-  @staticmethod
-  def _break_lock(lock: str, owner: str) -> None:
+  def _owner_temp(self, lock: str, parsed: Optional["re.Match"]) -> Optional[str]:
+    """The lock owner's download folder, found by listing (never built from the
+    lock's contents), or None."""
+    if parsed is None:
+      return None
+    wanted = f"{os.path.basename(lock)[:-len('.lock')]}.{parsed.group('task')}.tmp"
+    for name in os.listdir(self.cache_dir):
+      if name == wanted:
+        return os.path.join(self.cache_dir, name)
+    return None
+
+  def _owner_progress(self, lock: str, parsed: Optional["re.Match"]) -> int:
+    temp = self._owner_temp(lock, parsed)
+    return _dir_size(temp) if temp and not os.path.islink(temp) else -1
+
+  def _break_lock(self, lock: str, owner: str, parsed: Optional["re.Match"]) -> None:
     if _read_text(lock) == owner:
       with contextlib.suppress(FileNotFoundError):
         os.remove(lock)
-      shutil.rmtree(f"{lock[:-len('.lock')]}.{owner.rsplit('.', 1)[-1]}.tmp",
-                    ignore_errors=True)
+      temp = self._owner_temp(lock, parsed)
+      if temp:
+        _remove_entry(temp)
 
   @staticmethod
   def _release(lock: str, contents: str) -> None:
@@ -290,12 +348,17 @@ class ModuleCache:
       with contextlib.suppress(FileNotFoundError):
         os.remove(lock)
 
-  def _extract_file(self, path: str, target: str) -> None:
+  def _extract_file(self, path: str, target: str) -> str:
+    """Extracts a local archive; returns its sha256."""
     with open(path, "rb") as f, Progress(f"extracting {os.path.basename(path)}",
                                          os.path.getsize(path), enabled=self._progress) as p:
-      archive.extract_module_archive(path, target, fileobj=_HashingReader(f, p))
+      reader = _HashingReader(f, p)
+      archive.extract_module_archive(path, target, fileobj=reader)
+      reader.drain()
+    return reader.sha256.hexdigest()
 
-  def _download(self, handle: str, target: str) -> None:
+  def _download(self, handle: str, target: str) -> str:
+    """Downloads and extracts a URL handle; returns the archive's sha256."""
     url = _compressed_url(handle)
     try:
       response = urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS)  # pylint: disable=consider-using-with
@@ -325,6 +388,7 @@ class ModuleCache:
       raise HubkitError(f"the archive of {handle} does not match its checksum (sha256 "
                         f"{reader.sha256.hexdigest()[:12]}…, server ETag {etag[:12]}…); "
                         "nothing was cached; the server copy may be corrupt.")
+    return reader.sha256.hexdigest()
 
   def entries(self) -> List[CacheEntry]:
     """Every module folder in the cache, with its handle and any problems."""
@@ -333,26 +397,33 @@ class ModuleCache:
     result = []
     for name in sorted(os.listdir(self.cache_dir)):
       path = os.path.join(self.cache_dir, name)
-      if not re.fullmatch(r"[0-9a-f]{40}", name) or not os.path.isdir(path):
+      if not re.fullmatch(r"[0-9a-f]{40}", name) or not os.path.lexists(path):
         continue
-      descriptor = _read_text(self._descriptor(path)) or ""
-      match = re.search(r"^Module: (.*)$", descriptor, re.MULTILINE)
-      used = os.path.getmtime(self._descriptor(path) if descriptor else path)
-      result.append(CacheEntry(name, path, match.group(1) if match else None, _dir_size(path),
-                               used, module_problems(path)))
+      result.append(self._entry(name, path, deep=False))
     return result
 
+  def _entry(self, name: str, path: str, deep: bool) -> CacheEntry:
+    descriptor = _read_text(self._descriptor(path)) or ""
+    match = re.search(r"^Module: (.*)$", descriptor, re.MULTILINE)
+    used = os.lstat(self._descriptor(path) if descriptor else path).st_mtime
+    problems = manifest.problems(path, deep=deep)
+    if not os.path.islink(path):
+      problems += module_problems(path)
+      try:
+        metadata.read_metadata(path)
+      except UsageError:
+        problems.append("assets.extra/hubkit.json is malformed")
+    size = 0 if os.path.islink(path) else _dir_size(path)
+    return CacheEntry(name, path, match.group(1) if match else None, size, used,
+                      list(dict.fromkeys(problems)))
+
   def verify(self) -> List[CacheEntry]:
-    """Checks every entry deeply: completeness and the sha256 of each file
-    listed in its hubkit.json. Returns the entries with their problems."""
-    entries = self.entries()
-    for entry in entries:
-      record = _read_record(entry.path) or {}
-      for relpath, digest in record.get("files", {}).items():
-        full = os.path.join(entry.path, relpath)
-        if os.path.isfile(full) and metadata.sha256_file(full) != digest:
-          entry.problems.append(f"{relpath} does not match its sha256")
-    return entries
+    """Checks every entry deeply: its manifest (every file hashed again, no
+    extra file, no link) and its completeness. Returns the entries with their
+    problems."""
+    if not os.path.isdir(self.cache_dir):
+      return []
+    return [self._entry(e.key, e.path, deep=True) for e in self.entries()]
 
   def remove(self, handle_or_key: str) -> str:
     """Deletes one cached module (by handle or cache key); returns its path.
@@ -363,18 +434,17 @@ class ModuleCache:
     key = handle_or_key if re.fullmatch(r"[0-9a-f]{40}", handle_or_key) else self.key(
         os.path.abspath(handle_or_key) if os.path.isfile(handle_or_key) else handle_or_key)
     path = os.path.join(self.cache_dir, key)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
       raise UsageError(f"{handle_or_key} is not in the cache {self.cache_dir}; "
                        "'hubkit cache ls' lists what is.")
     lock, contents = path + ".lock", f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}"
     self._acquire(lock, contents, handle_or_key)
     try:
       # Rename first so that readers never see a half-deleted module.
-      doomed = f"{path}.{uuid.uuid4().hex}.tmp"
-      os.rename(path, doomed)
-      shutil.rmtree(doomed, ignore_errors=True)
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(self._descriptor(path))
+      _remove_entry(path)
+      for extra in (self._descriptor(path), manifest.path_for(path)):
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(extra)
     finally:
       self._release(lock, contents)
     return path
@@ -388,6 +458,19 @@ class ModuleCache:
     for entry in removed:
       self.remove(entry.key)
     return removed
+
+
+def _remove_entry(path: str) -> None:
+  """Removes a cache folder, or just the link when it is a symbolic link.
+
+  The folder is renamed first, so that readers never see it half-deleted.
+  """
+  if os.path.islink(path):
+    os.remove(path)
+    return
+  doomed = f"{path}.{uuid.uuid4().hex}.tmp"
+  os.rename(path, doomed)
+  shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _read_text(path: str) -> Optional[str]:

@@ -86,14 +86,18 @@ def read_metadata(export_dir: str) -> Optional[Dict[str, Any]]:
   """Returns the hubkit metadata of an export, or None if it has none.
 
   Raises:
-    UsageError: the file exists but is not valid JSON.
+    UsageError: the file exists but is not a valid JSON object.
   """
   path = os.path.join(export_dir, layout.METADATA_RELPATH)
   if not os.path.exists(path):
     return None
   try:
     with open(path, encoding="utf-8") as f:
-      return json.load(f)
+      record = json.load(f)
   except (OSError, ValueError) as e:
     raise UsageError(f"{path} is not valid JSON ({e}); re-export the module "
                      "or delete the file.") from e
+  if not isinstance(record, dict) or not isinstance(record.get("files", {}), dict):
+    raise UsageError(f"{path} is not a hubkit metadata object; re-export the module or "
+                     "delete the file.")
+  return record

@@ -54,10 +54,16 @@ def _bad_archive(root, handle, entries):
 def test_tensorflow_hub_loads_from_hubkit_serve(server, fresh_cache):
   obj = hub.load(f"{server.url}/me/hub-first/1")
   np.testing.assert_allclose(obj(tf.constant([[2.0, 3.0]])).numpy(), [[2.0, 3.0]])
-  # ...and hubkit then finds tensorflow_hub's download in the shared cache.
+  # hubkit cannot tell tensorflow_hub's download from a planted folder (it has
+  # no manifest), so it fetches the module once more into the same place...
   path = hubkit.resolve(f"{server.url}/me/hub-first/1")
   assert os.path.dirname(path) == fresh_cache
-  assert server.downloads["me/hub-first/1"] == 1
+  assert server.downloads["me/hub-first/1"] == 2
+  assert os.path.isfile(path + ".manifest.json")
+  # ...and from then on both libraries use that copy.
+  assert hubkit.resolve(f"{server.url}/me/hub-first/1") == path
+  hub.load(f"{server.url}/me/hub-first/1")
+  assert server.downloads["me/hub-first/1"] == 2
 
 
 def test_tensorflow_hub_reuses_what_hubkit_downloaded(server, fresh_cache):
@@ -70,7 +76,8 @@ def test_tensorflow_hub_reuses_what_hubkit_downloaded(server, fresh_cache):
   hubkit.load(url)
   assert server.downloads["me/hubkit-first/1"] == 1
   assert sorted(os.listdir(fresh_cache)) == sorted([os.path.basename(path),
-                                                    os.path.basename(path) + ".descriptor.txt"])
+                                                    os.path.basename(path) + ".descriptor.txt",
+                                                    os.path.basename(path) + ".manifest.json"])
 
 
 def test_four_processes_download_once(server, fresh_cache):
@@ -205,7 +212,7 @@ def test_cache_commands(server, fresh_cache, capsys):
   with open(os.path.join(path, "saved_model.pb"), "ab") as f:
     f.write(b"tampered")
   assert cli.main(["hubkit", "cache", "verify"]) == 1
-  assert "saved_model.pb does not match its sha256" in capsys.readouterr().out
+  assert "saved_model.pb does not match its recorded sha256" in capsys.readouterr().out
   assert cli.main(["hubkit", "cache", "prune", "--older-than=1"]) == 0
   assert os.path.exists(path)
   os.utime(path + ".descriptor.txt", (time.time() - 3 * 86400,) * 2)
