@@ -3,6 +3,7 @@
 Layout on disk, one folder per published version:
 
     ROOT/<publisher>/<name>/<version>/module.tar.gz
+    ROOT/<publisher>/<name>/<version>/module.tar.gz.sha256          (its digest, sha256sum format)
     ROOT/<publisher>/<name>/<version>/README.md                     (tfhub.dev card)
     ROOT/<publisher>/<name>/<version>/model-instance-metadata.json  (Kaggle)
 
@@ -12,6 +13,11 @@ headers, and the same URL without the query returns the card. Unmodified
 `tensorflow_hub.load("http://HOST:PORT/publisher/name/version")` works
 against it. Handles are immutable: publishing a version again with other
 content is refused.
+
+The server holds up against hostile or careless clients: idle connections
+time out, concurrent connections are capped (others get 503), digests come
+from the file written at publish time (or are computed outside any lock),
+and only regular files inside the root are served.
 """
 
 import collections
@@ -34,7 +40,11 @@ from hubkit import pack
 from hubkit.errors import UsageError
 
 ARCHIVE_NAME = "module.tar.gz"
+DIGEST_NAME = ARCHIVE_NAME + ".sha256"
 CARD_NAME = "README.md"
+# Seconds a connection may stay idle (or a client take to send a request).
+CONNECTION_TIMEOUT_SECONDS = 30
+MAX_CONNECTIONS = 64
 _CHUNK = 1 << 16
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -71,6 +81,8 @@ def publish_module(module_dir: str, root: str, handle: str, description: Optiona
   try:
     archive = os.path.join(staging, ARCHIVE_NAME)
     pack.pack_module(module_dir, archive)
+    with open(os.path.join(staging, DIGEST_NAME), "w", encoding="ascii") as f:
+      f.write(f"{_sha256(archive)}  {ARCHIVE_NAME}\n")
     existing = os.path.join(target, ARCHIVE_NAME)
     if os.path.exists(existing):
       if _sha256(existing) == _sha256(archive):
@@ -100,6 +112,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   server_version = "hubkit-registry"
   protocol_version = "HTTP/1.1"
+  timeout = CONNECTION_TIMEOUT_SECONDS
 
   def log_message(self, format, *args):  # pylint: disable=redefined-builtin
     logging.info("%s %s", self.address_string(), format % args)
@@ -123,6 +136,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       return None
     return candidate
 
+  def _regular_file(self, version_dir: str, name: str) -> Optional[str]:
+    """`version_dir/name` if it is a regular file (not a link) inside the root."""
+    path = os.path.join(version_dir, name)
+    root = os.path.realpath(self.server.root)
+    if (os.path.islink(path) or not os.path.isfile(path)
+        or os.path.commonpath([root, os.path.realpath(path)]) != root):
+      return None
+    return path
+
   def do_HEAD(self):  # pylint: disable=invalid-name
     self.do_GET()
 
@@ -134,13 +156,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self._send_text(400 if ".." in url.path or "%2e" in url.path.lower() else 404,
                       f"no module at {url.path}: handles look like /publisher/name/version")
       return
-    archive = os.path.join(version_dir, ARCHIVE_NAME)
-    if not os.path.isfile(archive):
+    archive = self._regular_file(version_dir, ARCHIVE_NAME)
+    if archive is None:
       self._send_text(404, f"no module published as {url.path.strip('/')}")
       return
     fmt = query.get("tf-hub-format", [None])[0]
     if fmt is None:
-      with open(os.path.join(version_dir, CARD_NAME), encoding="utf-8") as f:
+      card = self._regular_file(version_dir, CARD_NAME)
+      if card is None:
+        self._send_text(404, f"{url.path.strip('/')} has no card; publish it again with "
+                        "'hubkit publish'")
+        return
+      with open(card, encoding="utf-8", errors="replace") as f:
         self._send_text(200, f.read(), "text/markdown")
       return
     if fmt != "compressed":
@@ -177,11 +204,13 @@ class RegistryServer(http.server.ThreadingHTTPServer):
     root: the registry root folder.
     address: (host, port); port 0 picks a free one.
     bytes_per_second: throttle archive bodies (to simulate slow links).
+    max_connections: connections served at once; more are answered 503.
   """
 
   daemon_threads = True
 
-  def __init__(self, root: str, address=("127.0.0.1", 0), bytes_per_second: float = 0.0):
+  def __init__(self, root: str, address=("127.0.0.1", 0), bytes_per_second: float = 0.0,
+               max_connections: int = MAX_CONNECTIONS):
     if not os.path.isdir(root):
       raise UsageError(f"registry root {root} is not a directory; publish a module there "
                        "first with 'hubkit publish'.")
@@ -190,7 +219,25 @@ class RegistryServer(http.server.ThreadingHTTPServer):
     self.downloads = collections.Counter()
     self._etags = {}
     self._lock = threading.Lock()
+    self._slots = threading.BoundedSemaphore(max_connections)
     super().__init__(address, _Handler)
+
+  def process_request(self, request, client_address):
+    # Refused at once rather than queued: a flood of idle connections must
+    # not leave real clients waiting or grow threads without bound.
+    if not self._slots.acquire(blocking=False):
+      with contextlib.suppress(OSError):
+        request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                        b"Connection: close\r\nRetry-After: 1\r\n\r\n")
+      self.shutdown_request(request)
+      return
+    super().process_request(request, client_address)
+
+  def process_request_thread(self, request, client_address):
+    try:
+      super().process_request_thread(request, client_address)
+    finally:
+      self._slots.release()
 
   @property
   def url(self) -> str:
@@ -202,13 +249,28 @@ class RegistryServer(http.server.ThreadingHTTPServer):
       self.downloads[handle] += 1
 
   def etag_for(self, archive: str) -> str:
-    # Archives are immutable once published, so their hash is computed once.
+    """The archive's sha256: from the digest file written at publish time,
+    else computed once, outside the lock, so no request waits on another's
+    hashing."""
     stat = os.stat(archive)
     key = (archive, stat.st_size, stat.st_mtime_ns)
     with self._lock:
-      if key not in self._etags:
-        self._etags[key] = _sha256(archive)
-      return self._etags[key]
+      if key in self._etags:
+        return self._etags[key]
+    digest = _read_digest(archive + ".sha256") or _sha256(archive)
+    with self._lock:
+      self._etags[key] = digest
+    return digest
+
+
+def _read_digest(path: str) -> Optional[str]:
+  """The sha256 in a `sha256sum`-format file, or None."""
+  try:
+    with open(path, encoding="ascii") as f:
+      digest = f.read(64)
+  except (OSError, UnicodeDecodeError):
+    return None
+  return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import pytest
 import hubkit
 from hubkit import cli
 from hubkit import modules
+from hubkit import metadata
 from hubkit import registry
 
 
@@ -33,7 +34,10 @@ def test_publish_layout_and_immutability(published, capsys):
   root = published["root"]
   version_dir = os.path.join(root, "me", "mul", "1")
   assert sorted(os.listdir(version_dir)) == ["README.md", "model-instance-metadata.json",
-                                             "module.tar.gz"]
+                                             "module.tar.gz", "module.tar.gz.sha256"]
+  with open(os.path.join(version_dir, "module.tar.gz.sha256")) as f:
+    assert f.read() == (metadata.sha256_file(os.path.join(version_dir, "module.tar.gz"))
+                        + "  module.tar.gz\n")
   assert hubkit.validate_card(os.path.join(version_dir, "README.md")) == []
   # The same content again is a no-op; other content under the same handle is refused.
   assert hubkit.publish_module(published["module"], root, "me/mul/1") == published["archive"]
