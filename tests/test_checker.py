@@ -116,8 +116,11 @@ def test_json_report_and_exit_code_for_a_conforming_module(valid_module, tmp_pat
   out = capsys.readouterr().out
   assert "conforms to the Reusable SavedModel interface" in out.splitlines()[-1]
   document = json.loads(report_path.read_text())
-  assert set(document) == {"module", "conforms", "checks", "figures"}
+  assert set(document) == {"module", "conforms", "complete", "incomplete_reason", "checks",
+                           "figures"}
   assert document["conforms"] is True and document["module"] == valid_module
+  assert document["complete"] is True and document["incomplete_reason"] is None
+  assert "Landlock" in document["figures"]["confinement"]
   assert [c["id"] for c in document["checks"]] == list(checker.RULE_IDS)
   for entry in document["checks"]:
     assert set(entry) == {"id", "title", "status", "message"}

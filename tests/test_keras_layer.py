@@ -250,14 +250,20 @@ def test_zero_trainable_weights(handles):
 
 def test_config_round_trip_and_keras_file(handles, tmp_path):
   layer = hubkit.KerasLayer(handles["tf_keras"], trainable=True, name="module")
-  clone = hubkit.KerasLayer.from_config(layer.get_config())
+  # Like keras.layers.TFSMLayer, rebuilding from a config loads and runs a
+  # SavedModel, so it needs Keras safe mode off.
+  with pytest.raises(ValueError, match="safe mode"):
+    hubkit.KerasLayer.from_config(layer.get_config())
+  clone = hubkit.KerasLayer.from_config(layer.get_config(), safe_mode=False)
   assert clone.trainable and clone.name == "module"
   np.testing.assert_allclose(clone(_x()), layer(_x()), rtol=1e-6)
   model = _model(layer)
   model.compile(keras.optimizers.Adam(0.05), "mse")
   model.fit(_x(), np.ones([8, 2]), epochs=2, verbose=0)
   model.save(str(tmp_path / "model.keras"))
-  reloaded = keras.saving.load_model(str(tmp_path / "model.keras"))
+  with pytest.raises(ValueError, match="safe mode"):
+    keras.saving.load_model(str(tmp_path / "model.keras"))
+  reloaded = keras.saving.load_model(str(tmp_path / "model.keras"), safe_mode=False)
   np.testing.assert_allclose(reloaded.predict(_x(), verbose=0), model.predict(_x(), verbose=0),
                              rtol=1e-6)
 

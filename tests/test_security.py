@@ -107,6 +107,28 @@ def test_check_condemns_without_running(corpus, name, capsys):
   assert not os.path.exists(marker)
 
 
+def test_reading_own_assets_is_allowed(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  vocabulary = tmp_path / "vocab.txt"
+  vocabulary.write_text("a\nb\n")
+  obj = tf.train.Checkpoint()
+  obj.asset = tf.saved_model.Asset(str(vocabulary))
+  # Given a path, TextFileInitializer tracks the file as an asset itself.
+  obj.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+      str(vocabulary), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+      tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+  obj.__call__ = tf.function(
+      lambda x: obj.table.lookup(x) + tf.cast(tf.strings.length(tf.io.read_file(obj.asset)),
+                                              tf.int64),
+      input_signature=[tf.TensorSpec([None], tf.string)])
+  path = str(tmp_path / "reader")
+  tf.saved_model.save(obj, path)
+  vocabulary.unlink()  # the module must only need its own copy
+  assert ops.scan(path)[0] == []
+  loaded = hubkit.load(path)
+  assert loaded(tf.constant(["b", "zzz"])).numpy().tolist() == [5, 3]
+
+
 def test_check_condemns_archives_and_urls_without_running(corpus, tmp_path):
   path, marker = corpus["call_writes"]
   tarball = _tar(path, str(tmp_path / "hostile.tar.gz"))

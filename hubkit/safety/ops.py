@@ -267,13 +267,13 @@ class _MetaGraphScan:
         call_sites.extend((function, node, callee) for _, callee in _called(node))
     for node in self.graph_nodes.values():
       call_sites.extend((None, node, callee) for _, callee in _called(node))
+    called = {callee for _, _, callee in call_sites}
     for _ in range(len(self.library) + 1):
       changed = False
       computed = {name: list(flags) for name, flags in asset_args.items()}
       for name in self.library:
-        values = [True] * len(computed[name])
-        if not sources[name]:
-          values = [False] * len(values)
+        # A function nothing binds or calls has no trustworthy arguments.
+        values = [bool(sources[name]) or name in called] * len(computed[name])
         for _, flags in sources[name]:
           values = [v and f for v, f in zip(values, flags)]
         computed[name] = values
