@@ -415,3 +415,33 @@ def test_server_holds_up(good_module, tmp_path, monkeypatch):
 
 def server_address_of(server):
   return server.server_address[:2]
+
+
+def test_without_confinement_the_dynamic_rules_are_refused(good_module, monkeypatch, capsys):
+  from hubkit.safety import child  # pylint: disable=g-import-not-at-top
+  # The real child, on a kernel that offers no Landlock.
+  script = ("import sys; from hubkit.safety import child, confine; "
+            "confine.landlock_abi = lambda: 0; sys.exit(child.main())")
+  monkeypatch.setattr(child, "_child_argv", lambda: [sys.executable, "-c", script])
+  report = hubkit.check_module(good_module)
+  assert not report.conforms and "no Landlock" in report.incomplete
+  assert report.result("layout.saved_model").status == "pass"
+  assert report.result("consumer.keras3_layer").status == "skip"
+  assert "--unconfined" in report.result("consumer.keras3_layer").message
+  assert cli.main(["hubkit", "check", good_module]) == 2
+  assert "check incomplete" in capsys.readouterr().out
+  assert hubkit.check_module(good_module, unconfined=True).conforms
+
+
+def test_a_hanging_check_is_stopped_at_the_timeout(good_module, monkeypatch):
+  from hubkit.safety import child  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(child, "_child_argv",
+                      lambda: [sys.executable, "-c", "import time; time.sleep(60)"])
+  start = time.monotonic()
+  report = hubkit.check_module(good_module, timeout=2)
+  assert time.monotonic() - start < 30
+  first = report.result("interface.call")
+  assert first.status == "fail" and "2 s time limit" in first.message
+  assert report.result("roundtrip.reexport").status == "skip"
+  assert "not run: stopped after" in report.result("roundtrip.reexport").message
+  assert not report.conforms

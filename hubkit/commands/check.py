@@ -8,6 +8,7 @@ the check could not run (including when confinement is unavailable and
 --unconfined was not given). Rules are documented in docs/rules.md.
 """
 
+import sys
 from typing import List
 
 from absl import flags
@@ -37,12 +38,20 @@ flags.DEFINE_float("timeout", 1800.0, "Seconds the confined rules may take in al
                    lower_bound=1.0, flag_values=FLAGS)
 
 
+def _print_live(result, seconds: float) -> None:
+  print(f"  {result.id:<34} {result.status:<5} {seconds:7.2f} s", file=sys.stderr, flush=True)
+
+
 def main(args: List[str]) -> int:
   path = _common.one_positional("check", "module path", args)
   from hubkit import checker  # pylint: disable=g-import-not-at-top
+  # On a terminal, each rule is shown as it finishes instead of a minute of
+  # silence; piped output (logs, CI) stays exactly the final table.
+  live = _print_live if sys.stdout.isatty() else None
   report = checker.check_module(path, reference=FLAGS.reference, inputs=FLAGS.inputs,
                                 tolerance=FLAGS.tolerance, allow_ops=FLAGS.allow_ops,
-                                unconfined=FLAGS.unconfined, timeout=FLAGS.timeout)
+                                unconfined=FLAGS.unconfined, timeout=FLAGS.timeout,
+                                on_result=live)
   print(report.table())
   if FLAGS.json:
     with atomic_file(FLAGS.json, "w") as f:

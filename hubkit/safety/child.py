@@ -24,10 +24,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from hubkit.errors import UsageError
 
 _RESULT_FD_ENV = "HUBKIT_RESULT_FD"
-# Large enough for any module TensorFlow can load on this kind of machine,
-# small enough that a runaway module cannot fill the disk or swap it out.
-DEFAULT_MEMORY_BYTES = 64 << 30
+# The address space may not exceed the machine's memory (a check of a small
+# module peaks near 3 GB of address space, its weights come on top), so a
+# runaway module fails an allocation instead of swapping the machine out;
+# no single file it writes in its scratch directory may exceed 8 GiB.
+DEFAULT_MEMORY_BYTES = max(8 << 30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 DEFAULT_FILE_BYTES = 8 << 30
+
+
+def _child_argv() -> List[str]:
+  return [sys.executable, "-m", "hubkit.safety.child"]
 
 
 def _child_env(scratch: str, result_fd: int) -> Dict[str, str]:
@@ -79,7 +85,7 @@ def run_confined_check(module_dir: str, name: str, rules: Sequence[Any],
   try:
     with tempfile.TemporaryFile() as stderr:
       process = subprocess.Popen(  # pylint: disable=consider-using-with
-          [sys.executable, "-m", "hubkit.safety.child"], stdin=subprocess.PIPE,
+          _child_argv(), stdin=subprocess.PIPE,
           stdout=stderr, stderr=stderr, pass_fds=(write_fd,), cwd=scratch,
           env=_child_env(scratch, write_fd))
       os.close(write_fd)
@@ -134,18 +140,20 @@ def run_confined_check(module_dir: str, name: str, rules: Sequence[Any],
   if not stopped and code != 0 and not incomplete:
     stopped = (f"the confined process ended with code {code}"
                + (f" ({tail[-1][:200]})" if tail else ""))
-  results = []
+  results, failed_one = [], False
   for rule in rules:
     if rule.id in got:
       results.append(got[rule.id])
     elif incomplete:
       results.append(CheckResult(rule.id, rule.title, SKIP, incomplete))
-    else:
+    elif not failed_one:
       # The module hung, exhausted a limit or crashed the process: the rule
       # that was running when it happened fails, the rest are not run.
       results.append(CheckResult(rule.id, rule.title, FAIL, f"could not finish: {stopped}",
                                  rule.fix))
-      stopped = stopped if stopped.startswith("not run") else f"not run ({stopped})"
+      failed_one = True
+    else:
+      results.append(CheckResult(rule.id, rule.title, SKIP, f"not run: {stopped}"))
   return results, figures, incomplete
 
 
