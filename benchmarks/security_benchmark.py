@@ -5,8 +5,9 @@ For a ~90 MB module (and a ResNet50 export for a large graph):
     `tf.saved_model.load` of the same module;
   * the verification of a cache hit (manifest + status check) against the
     same load, and a deep verify (every file hashed);
-  * `hubkit check` with the dynamic rules confined (child process, Landlock,
-    network namespace) against the same check unconfined, in this process.
+  * `hubkit check` end to end (a fresh process, as users run it) with the
+    dynamic rules confined (child process, Landlock, network namespace)
+    against the same command with --unconfined.
 
 Prints a table and writes JSON (default benchmarks/results/security.json).
 
@@ -15,6 +16,7 @@ Prints a table and writes JSON (default benchmarks/results/security.json).
 
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,8 +100,12 @@ def main(argv):
     small = hubkit.export_module("mlp_feature_vector", os.path.join(workdir, "small"),
                                  config={"input_dim": 64, "hidden_units": [128, 64]})
     checks = max(1, FLAGS.repeats // 2)
-    unconfined = _median_seconds(lambda: hubkit.check_module(small, unconfined=True), checks)
-    confined = _median_seconds(lambda: hubkit.check_module(small), checks)
+    command = [sys.executable, "-m", "hubkit.cli", "check", small]
+
+    def check(*flags_):
+      subprocess.run(command + list(flags_), check=True, capture_output=True)
+    unconfined = _median_seconds(lambda: check("--unconfined"), checks)
+    confined = _median_seconds(check, checks)
     rows.append(_row("check: confinement overhead", "unconfined check", confined - unconfined,
                      unconfined))
     figures.update({"check_confined_seconds": confined, "check_unconfined_seconds": unconfined,

@@ -134,7 +134,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_hide_library_info)
   logical_cpus = getattr(command, "LOGICAL_CPUS", 1)
-  start_tensorflow(logical_cpus() if callable(logical_cpus) else logical_cpus)
+  logical_cpus = logical_cpus() if callable(logical_cpus) else logical_cpus
+  if logical_cpus is not None:
+    start_tensorflow(logical_cpus)
   try:
     return command.main(args)
   except UsageError as e:
@@ -148,3 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run() -> None:
   """Console-script entry point."""
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()

@@ -2,9 +2,12 @@
 Reusable SavedModel interface promises.
 
 Rules live in `rules_*.py`, one family per file, each a function registered
-with `@rule(id, title, fix)`; docs/rules.md documents every id.
+with `@rule(id, title, fix)`; docs/rules.md documents every id. The rule
+families (and with them TensorFlow) are imported on first use, so that a
+check can start its confined child process first and both start up at once.
 """
 
+import importlib
 import os
 import shutil
 import time
@@ -13,23 +16,31 @@ from typing import Callable, List, Optional, Sequence
 from hubkit import archive
 from hubkit import cache
 from hubkit.checker import registry
-from hubkit.checker import rules_layout  # pylint: disable=unused-import
-from hubkit.checker import rules_security  # pylint: disable=unused-import
-from hubkit.checker import rules_interface  # pylint: disable=unused-import
-from hubkit.checker import rules_behavior  # pylint: disable=unused-import
-from hubkit.checker import rules_consumer  # pylint: disable=unused-import
-from hubkit.checker.context import Context, first_line
 from hubkit.checker.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
 from hubkit.errors import UsageError
 from hubkit.safety import child
 
 __all__ = ["check_module", "Report", "CheckResult", "RULE_IDS"]
 
-RULE_IDS = tuple(r.id for r in registry.RULES)
 DEFAULT_TIMEOUT_SECONDS = 1800.0
+_RULE_FAMILIES = ("rules_layout", "rules_security", "rules_interface", "rules_behavior",
+                  "rules_consumer")
 
 
-def _run_rule(rule: registry.Rule, ctx: Context, done: dict) -> CheckResult:
+def rules() -> List[registry.Rule]:
+  """Every rule, in order (importing the rule families on first use)."""
+  for family in _RULE_FAMILIES:
+    importlib.import_module(f"hubkit.checker.{family}")
+  return list(registry.RULES)
+
+
+def __getattr__(name: str):
+  if name == "RULE_IDS":
+    return tuple(r.id for r in rules())
+  raise AttributeError(f"module 'hubkit.checker' has no attribute {name!r}")
+
+
+def _run_rule(rule: registry.Rule, ctx, done: dict) -> CheckResult:
   if rule.needs_load and ctx.load_error:
     return CheckResult(rule.id, rule.title, SKIP, "the module does not load (see interface.call)")
   blocked = [r for r in rule.requires if done.get(r) not in (PASS, WARN)]
@@ -46,6 +57,7 @@ def _run_rule(rule: registry.Rule, ctx: Context, done: dict) -> CheckResult:
   except Exception as e:  # pylint: disable=broad-except
     # A hostile or broken module must not crash the whole check: the rule
     # that tripped over it fails, with the reason.
+    from hubkit.checker.context import first_line  # pylint: disable=g-import-not-at-top
     return CheckResult(rule.id, rule.title, FAIL, f"the rule could not run: {first_line(e)}",
                        rule.fix)
   return CheckResult(rule.id, rule.title, PASS, str(outcome))
@@ -71,13 +83,13 @@ def _local_module(path: str) -> tuple:
   return path, None
 
 
-def run_rules(ctx: Context, rules, done: dict,
+def run_rules(ctx, rule_list: Sequence[registry.Rule], done: dict,
               on_result: Optional[Callable[[CheckResult, float], None]] = None) -> List[CheckResult]:
   """Runs rules in order, recording each status in `done` and its seconds in
   `ctx.figures["seconds"]`; `on_result(result, seconds)` sees each one."""
   results = []
   timings = ctx.figures.setdefault("seconds", {})
-  for rule in rules:
+  for rule in rule_list:
     start = time.perf_counter()
     result = _run_rule(rule, ctx, done)
     seconds = round(time.perf_counter() - start, 3)
@@ -127,12 +139,19 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
   if inputs and not os.path.isfile(inputs):
     raise UsageError(f"--inputs file {inputs} does not exist.")
   module_dir, cleanup = _local_module(path)
+  # Started before the rules import TensorFlow here, so that the child's
+  # start-up runs beside this process's; it loads nothing until told to.
+  confined = None if unconfined else child.ConfinedCheck(
+      module_dir, path, reference=reference, inputs=inputs, tolerance=tolerance,
+      allow_ops=allow_ops, timeout=timeout)
   try:
+    every_rule = rules()
+    from hubkit.checker.context import Context  # pylint: disable=g-import-not-at-top
     ctx = Context(module_dir, path, reference=reference, inputs_file=inputs,
                   tolerance=tolerance, allow_ops=allow_ops)
     done = {}
-    static = [r for r in registry.RULES if r.static]
-    dynamic = [r for r in registry.RULES if not r.static]
+    static = [r for r in every_rule if r.static]
+    dynamic = [r for r in every_rule if not r.static]
     results = run_rules(ctx, static, done, on_result)
     failed = [r.id for r in results if r.status == FAIL]
     incomplete = ""
@@ -144,34 +163,36 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
         if on_result:
           on_result(result, 0.0)
       results += skipped
-    elif unconfined:
+    elif confined is None:
       ctx.figures["confinement"] = "none (--unconfined)"
       if inputs:
         _validate_inputs(ctx)
       results += run_rules(ctx, dynamic, done, on_result)
     else:
-      dynamic_results, figures, incomplete = child.run_confined_check(
-          module_dir, path, dynamic, reference=reference, inputs=inputs,
-          tolerance=tolerance, allow_ops=allow_ops, timeout=timeout, on_result=on_result)
+      running, confined = confined, None
+      dynamic_results, figures, incomplete = running.run(dynamic, on_result)
       seconds = {**ctx.figures.get("seconds", {}), **figures.pop("seconds", {})}
       ctx.figures.update(figures)
       ctx.figures["seconds"] = seconds
       results += dynamic_results
     return Report(path, results, ctx.figures, incomplete=incomplete)
   finally:
+    if confined is not None:
+      confined.cancel()
     if cleanup:
       shutil.rmtree(cleanup, ignore_errors=True)
 
 
-def _validate_inputs(ctx: Context) -> None:
+def _validate_inputs(ctx) -> None:
   """Reads --inputs once, so that a bad file stops the check with its reason."""
   if not ctx.load_error and hasattr(ctx.obj, "__call__"):
     ctx.inputs  # pylint: disable=pointless-statement
 
 
-def run_dynamic_rules(ctx: Context, on_result: Callable[[CheckResult, float], None]) -> None:
-  """Runs every dynamic rule on `ctx` (in the confined child process)."""
+def run_dynamic_rules(ctx, on_result: Callable[[CheckResult, float], None]) -> None:
+  """Runs every dynamic rule on a `Context` (in the confined child process)."""
   if ctx.inputs_file:
     _validate_inputs(ctx)
-  done = {r.id: PASS for r in registry.RULES if r.static}
-  run_rules(ctx, [r for r in registry.RULES if not r.static], done, on_result)
+  every_rule = rules()
+  done = {r.id: PASS for r in every_rule if r.static}
+  run_rules(ctx, [r for r in every_rule if not r.static], done, on_result)

@@ -16,9 +16,6 @@ from absl import flags
 from hubkit.atomic import atomic_file
 from hubkit.commands import _common
 
-# consumer.distributed runs MirroredStrategy over two logical CPUs; the CLI
-# sets them up before TensorFlow initialises its devices.
-LOGICAL_CPUS = 2
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("json", None, "Also write the report as JSON to this file.",
@@ -36,6 +33,17 @@ flags.DEFINE_bool("unconfined", False, "Run the rules that load and call the mod
                   flag_values=FLAGS)
 flags.DEFINE_float("timeout", 1800.0, "Seconds the confined rules may take in all.",
                    lower_bound=1.0, flag_values=FLAGS)
+
+
+def LOGICAL_CPUS():  # pylint: disable=invalid-name
+  """Devices the CLI sets up before the command runs (None: TensorFlow not started).
+
+  consumer.distributed runs MirroredStrategy over two logical CPUs. Run
+  unconfined, the rules run here and need them set up before TensorFlow
+  initialises its devices; confined, the child sets them up itself and this
+  process leaves TensorFlow unstarted until the child is on its way.
+  """
+  return 2 if FLAGS.unconfined else None
 
 
 def _print_live(result, seconds: float) -> None:

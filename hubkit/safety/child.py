@@ -1,8 +1,8 @@
 """The confined child process that runs the checker's dynamic rules.
 
-The parent (`run_confined_check`) starts `python -m hubkit.safety.child`
-once per check, sends the request on stdin and reads one JSON line per
-finished rule from a private pipe, so results arrive (and can be shown) as
+The parent (`ConfinedCheck`) starts `python -m hubkit.safety.child` once
+per check, sends the request on stdin, and, once the static rules passed,
+"go"; it reads one JSON line per finished rule from a private pipe, so results arrive (and can be shown) as
 they come and a module that hangs or is killed still leaves the finished
 rules' verdicts. The child confines itself (`confine.confine_self`) before
 TensorFlow, Keras or the module is imported: while it is still one thread.
@@ -50,111 +50,145 @@ def _child_env(scratch: str, result_fd: int) -> Dict[str, str]:
   return env
 
 
-def run_confined_check(module_dir: str, name: str, rules: Sequence[Any],
-                       reference: Optional[str] = None, inputs: Optional[str] = None,
-                       tolerance: float = 1e-5, allow_ops: Sequence[str] = (),
-                       timeout: float = 1800.0,
-                       on_result: Optional[Callable[[Any, float], None]] = None
-                       ) -> Tuple[List[Any], Dict[str, Any], str]:
-  """Runs the dynamic rules in a confined child process.
+class ConfinedCheck:
+  """The dynamic rules of one check, in a confined child process.
+
+  The child is started at once, so that its start-up (Python, TensorFlow,
+  Keras) overlaps the static rules running in the parent; it loads nothing
+  until `run()` says so, and `cancel()` stops it when a static rule failed.
 
   Args:
     module_dir: the SavedModel directory (read-only for the child).
     name: what the user asked to check, for messages.
-    rules: the dynamic rules, in order (their results are expected back).
     reference, inputs, tolerance, allow_ops: as for `check_module`.
-    timeout: seconds before the child is killed.
-    on_result: called with each result as it arrives.
-
-  Returns:
-    (results in rule order, figures, why the check is incomplete or "").
-
-  Raises:
-    UsageError: the child found the request unusable (e.g. a bad --inputs).
+    timeout: seconds `run()` waits before the child is killed.
   """
-  from hubkit.checker.report import FAIL, SKIP, CheckResult  # pylint: disable=g-import-not-at-top
-  scratch = tempfile.mkdtemp(prefix="hubkit_check_")
-  read_fd, write_fd = os.pipe()
-  request = {"module_dir": os.path.abspath(module_dir), "name": name, "scratch": scratch,
-             "reference": os.path.abspath(reference) if reference else None,
-             "inputs": os.path.abspath(inputs) if inputs else None,
-             "tolerance": tolerance, "allow_ops": list(allow_ops)}
-  got: Dict[str, Any] = {}
-  figures: Dict[str, Any] = {"seconds": {}}
-  incomplete, usage_error, stopped = "", None, ""
-  try:
-    with tempfile.TemporaryFile() as stderr:
-      process = subprocess.Popen(  # pylint: disable=consider-using-with
-          _child_argv(), stdin=subprocess.PIPE,
-          stdout=stderr, stderr=stderr, pass_fds=(write_fd,), cwd=scratch,
-          env=_child_env(scratch, write_fd))
+
+  def __init__(self, module_dir: str, name: str, reference: Optional[str] = None,
+               inputs: Optional[str] = None, tolerance: float = 1e-5,
+               allow_ops: Sequence[str] = (), timeout: float = 1800.0):
+    self._timeout = timeout
+    self._scratch = tempfile.mkdtemp(prefix="hubkit_check_")
+    self._stderr = tempfile.TemporaryFile()
+    read_fd, write_fd = os.pipe()
+    try:
+      self._process = subprocess.Popen(  # pylint: disable=consider-using-with
+          _child_argv(), stdin=subprocess.PIPE, stdout=self._stderr, stderr=self._stderr,
+          pass_fds=(write_fd,), cwd=self._scratch, env=_child_env(self._scratch, write_fd))
+    except BaseException:
+      os.close(read_fd)
+      self._cleanup()
+      raise
+    finally:
       os.close(write_fd)
-      write_fd = -1
-      process.stdin.write(json.dumps(request).encode())
-      process.stdin.close()
-      deadline, buffer = time.monotonic() + timeout, b""
-      with os.fdopen(read_fd, "rb", buffering=0) as pipe:
-        read_fd = -1
-        while True:
-          left = deadline - time.monotonic()
-          if left <= 0:
-            process.kill()
-            stopped = f"stopped after the {timeout:g} s time limit"
-            break
-          ready, _, _ = select.select([pipe], [], [], min(left, 1.0))
-          if not ready:
-            continue
-          chunk = pipe.read(1 << 16)
-          if not chunk:
-            break
-          buffer += chunk
-          while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            message = json.loads(line)
-            if "result" in message:
-              result = CheckResult(**message["result"])
-              got[result.id] = result
-              figures["seconds"][result.id] = message["seconds"]
-              if on_result:
-                on_result(result, message["seconds"])
-            elif "figures" in message:
-              figures.update({k: v for k, v in message["figures"].items() if k != "seconds"})
-            elif "confinement" in message:
-              figures["confinement"] = message["confinement"]
-            elif message.get("error") == "confinement":
-              incomplete = (f"confinement is unavailable here ({message['message']}); the "
-                            "dynamic rules were not run: rerun with --unconfined "
-                            "(unconfined=True) only for a module you trust")
-            elif message.get("error") == "usage":
-              usage_error = message["message"]
-      code = process.wait()
-      stderr.seek(0)
-      tail = [l for l in stderr.read().decode("utf-8", "replace").splitlines() if l.strip()]
-  finally:
-    for fd in (read_fd, write_fd):
-      if fd >= 0:
-        os.close(fd)
-    shutil.rmtree(scratch, ignore_errors=True)
-  if usage_error:
-    raise UsageError(usage_error)
-  if not stopped and code != 0 and not incomplete:
-    stopped = (f"the confined process ended with code {code}"
-               + (f" ({tail[-1][:200]})" if tail else ""))
-  results, failed_one = [], False
-  for rule in rules:
-    if rule.id in got:
-      results.append(got[rule.id])
-    elif incomplete:
-      results.append(CheckResult(rule.id, rule.title, SKIP, incomplete))
-    elif not failed_one:
-      # The module hung, exhausted a limit or crashed the process: the rule
-      # that was running when it happened fails, the rest are not run.
-      results.append(CheckResult(rule.id, rule.title, FAIL, f"could not finish: {stopped}",
-                                 rule.fix))
-      failed_one = True
-    else:
-      results.append(CheckResult(rule.id, rule.title, SKIP, f"not run: {stopped}"))
-  return results, figures, incomplete
+    self._pipe = os.fdopen(read_fd, "rb", buffering=0)
+    request = {"module_dir": os.path.abspath(module_dir), "name": name,
+               "scratch": self._scratch,
+               "reference": os.path.abspath(reference) if reference else None,
+               "inputs": os.path.abspath(inputs) if inputs else None,
+               "tolerance": tolerance, "allow_ops": list(allow_ops)}
+    self._send(json.dumps(request))
+
+  def _send(self, line: str) -> None:
+    try:
+      self._process.stdin.write(line.encode() + b"\n")
+      self._process.stdin.flush()
+    except BrokenPipeError:
+      pass  # the child ended early; run() reports why
+
+  def _cleanup(self) -> None:
+    self._stderr.close()
+    shutil.rmtree(self._scratch, ignore_errors=True)
+
+  def cancel(self) -> None:
+    """Stops the child without letting it load anything."""
+    self._process.kill()
+    self._process.wait()
+    self._pipe.close()
+    self._cleanup()
+
+  def run(self, rules: Sequence[Any],
+          on_result: Optional[Callable[[Any, float], None]] = None
+          ) -> Tuple[List[Any], Dict[str, Any], str]:
+    """Lets the child run the dynamic rules and collects their results.
+
+    Args:
+      rules: the dynamic rules, in order (their results are expected back).
+      on_result: called with each result (and its seconds) as it arrives.
+
+    Returns:
+      (results in rule order, figures, why the check is incomplete or "").
+
+    Raises:
+      UsageError: the child found the request unusable (e.g. a bad --inputs).
+    """
+    from hubkit.checker.report import FAIL, SKIP, CheckResult  # pylint: disable=g-import-not-at-top
+    self._send("go")
+    self._process.stdin.close()
+    got: Dict[str, Any] = {}
+    figures: Dict[str, Any] = {"seconds": {}}
+    incomplete, usage_error, stopped = "", None, ""
+    try:
+      deadline, buffer = time.monotonic() + self._timeout, b""
+      while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+          self._process.kill()
+          stopped = f"stopped after the {self._timeout:g} s time limit"
+          break
+        ready, _, _ = select.select([self._pipe], [], [], min(left, 1.0))
+        if not ready:
+          continue
+        chunk = self._pipe.read(1 << 16)
+        if not chunk:
+          break
+        buffer += chunk
+        while b"\n" in buffer:
+          line, buffer = buffer.split(b"\n", 1)
+          message = json.loads(line)
+          if "result" in message:
+            result = CheckResult(**message["result"])
+            got[result.id] = result
+            figures["seconds"][result.id] = message["seconds"]
+            if on_result:
+              on_result(result, message["seconds"])
+          elif "figures" in message:
+            figures.update({k: v for k, v in message["figures"].items() if k != "seconds"})
+          elif "confinement" in message:
+            figures["confinement"] = message["confinement"]
+          elif message.get("error") == "confinement":
+            incomplete = (f"confinement is unavailable here ({message['message']}); the "
+                          "dynamic rules were not run: rerun with --unconfined "
+                          "(unconfined=True) only for a module you trust")
+          elif message.get("error") == "usage":
+            usage_error = message["message"]
+      code = self._process.wait()
+      self._stderr.seek(0)
+      tail = [l for l in self._stderr.read().decode("utf-8", "replace").splitlines()
+              if l.strip()]
+    finally:
+      self._pipe.close()
+      self._cleanup()
+    if usage_error:
+      raise UsageError(usage_error)
+    if not stopped and code != 0 and not incomplete:
+      stopped = (f"the confined process ended with code {code}"
+                 + (f" ({tail[-1][:200]})" if tail else ""))
+    results, failed_one = [], False
+    for rule in rules:
+      if rule.id in got:
+        results.append(got[rule.id])
+      elif incomplete:
+        results.append(CheckResult(rule.id, rule.title, SKIP, incomplete))
+      elif not failed_one:
+        # The module hung, exhausted a limit or crashed the process: the
+        # rule that was running when it happened fails, the rest are not run.
+        results.append(CheckResult(rule.id, rule.title, FAIL, f"could not finish: {stopped}",
+                                   rule.fix))
+        failed_one = True
+      else:
+        results.append(CheckResult(rule.id, rule.title, SKIP, f"not run: {stopped}"))
+    return results, figures, incomplete
 
 
 def _emit(fd: int, message: Dict[str, Any]) -> None:
@@ -164,7 +198,7 @@ def _emit(fd: int, message: Dict[str, Any]) -> None:
 def main() -> int:
   """The child: confine, then run the dynamic rules and report them."""
   result_fd = int(os.environ[_RESULT_FD_ENV])
-  request = json.loads(sys.stdin.read())
+  request = json.loads(sys.stdin.readline())
   # Confine before anything else runs: no TensorFlow thread exists yet.
   from hubkit.safety import confine  # pylint: disable=g-import-not-at-top
   try:
@@ -179,6 +213,9 @@ def main() -> int:
   cli.start_tensorflow(2)
   from hubkit import checker  # pylint: disable=g-import-not-at-top
   from hubkit.checker.context import Context  # pylint: disable=g-import-not-at-top
+  # Ready: wait for the parent's static rules to pass.
+  if sys.stdin.readline().strip() != "go":
+    return 0
   ctx = Context(request["module_dir"], request["name"], reference=request["reference"],
                 inputs_file=request["inputs"], tolerance=request["tolerance"],
                 allow_ops=request["allow_ops"])
