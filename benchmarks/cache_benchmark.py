@@ -39,6 +39,9 @@ import json, os, resource, sys, time
 library, url = sys.argv[1], sys.argv[2]
 if library == "hubkit":
   from hubkit import cache
+  from hubkit.safety import ops
+  ops.parse  # the op scan reads TensorFlow's protos: import them before timing, as hub does
+  import tensorflow
   resolve = cache.resolve
 else:
   import tensorflow_hub as hub

@@ -23,6 +23,7 @@ TensorFlow except `load`.
 
 import contextlib
 import dataclasses
+import functools
 import datetime
 import glob
 import hashlib
@@ -32,7 +33,7 @@ import shutil
 import socket
 import tempfile
 import time
-from typing import Any, BinaryIO, Dict, List, Optional, Sequence
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -186,29 +187,42 @@ class ModuleCache:
   def path_for(self, handle: str) -> str:
     return os.path.join(self.cache_dir, self.key(handle))
 
-  def resolve(self, handle: str) -> str:
+  def resolve(self, handle: str, safe_mode: bool = True,
+              allow_ops: Sequence[str] = ()) -> str:
     """Returns a local module directory for a path, archive or URL handle.
 
     Local directories are returned as they are; archives and URLs are
     fetched into the cache once and reused after that (with no network).
 
+    Args:
+      handle: a SavedModel directory, a `.tar.gz` archive or an http(s) URL.
+      safe_mode: scan the module's ops (`hubkit.safety`) and refuse an unsafe
+        one; a fetched module is scanned before it enters the cache, so a
+        refused one leaves nothing there. False only for a module you trust.
+      allow_ops: op types you reviewed and allow beyond the allow-list.
+
     Raises:
       UsageError: no such path, not a module, an unsafe or corrupt archive.
       HubkitError: the download failed or did not match its checksum.
+      hubkit.safety.ops.UnsafeModuleError: `safe_mode` and the scan refused
+        the module.
     """
     handle = os.fspath(handle)
+    scan = functools.partial(_ensure_safe, allow_ops=allow_ops) if safe_mode else None
     if is_url(handle):
-      return self._fetch(handle, self._download, None)
+      return self._fetch(handle, self._download, None, scan)
     if os.path.isdir(handle):
       if not os.path.isfile(os.path.join(handle, "saved_model.pb")):
         raise UsageError(f"{handle} is not a SavedModel: it has no saved_model.pb.")
+      if scan:
+        scan(handle)
       return os.path.abspath(handle)
     if os.path.isfile(handle):
       if not handle.endswith((".tar.gz", ".tgz")):
         raise UsageError(f"{handle} is a file but not a .tar.gz module archive.")
       path = os.path.abspath(handle)
       return self._fetch(path, lambda h, tmp: self._extract_file(path, tmp),
-                         manifest.source_status(path))
+                         manifest.source_status(path), scan)
     raise UsageError(f"module handle {handle!r} is not an existing directory, a .tar.gz "
                      "archive or an http(s) URL.")
 
@@ -237,11 +251,14 @@ class ModuleCache:
         problems = ["the archive changed since it was extracted"]
     return problems
 
-  def _fetch(self, handle: str, fill, source: Optional[List[int]]) -> str:
+  def _fetch(self, handle: str, fill, source: Optional[List[int]],
+             scan: Optional[Callable[[str], None]]) -> str:
     module_dir = self.path_for(handle)
     os.makedirs(self.cache_dir, exist_ok=True)
     self._check_cache_dir()
     if not self.entry_problems(module_dir, source):
+      if scan:
+        scan(module_dir)
       # The descriptor's time records the last use, for `prune`.
       with contextlib.suppress(FileNotFoundError):
         os.utime(self._descriptor(module_dir))
@@ -255,6 +272,8 @@ class ModuleCache:
       # Another process may have finished while we waited for the lock.
       problems = self.entry_problems(module_dir, source)
       if not problems:
+        if scan:
+          scan(module_dir)
         return module_dir
       if os.path.lexists(module_dir):
         logging.warning("cached copy of %s is not trusted (%s); fetching it again",
@@ -262,6 +281,8 @@ class ModuleCache:
         _remove_entry(module_dir)
       os.makedirs(tmp)
       archive_sha256 = fill(handle, tmp)
+      if scan:
+        scan(tmp)  # before it enters the cache: a refused module leaves nothing there
       with open(self._descriptor(module_dir) + f".{task_uid}", "w", encoding="utf-8") as f:
         f.write(f"Module: {handle}\nDownload Time: {datetime.datetime.today()}\n"
                 f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})")
@@ -481,10 +502,17 @@ def _read_text(path: str) -> Optional[str]:
     return None
 
 
-def resolve(handle: str) -> str:
+def _ensure_safe(module_dir: str, allow_ops: Sequence[str]) -> None:
+  # Imported here: the scan needs TensorFlow's protos, the rest of the cache
+  # does not.
+  from hubkit.safety import verdicts  # pylint: disable=g-import-not-at-top
+  verdicts.ensure_safe(module_dir, allow_ops)
+
+
+def resolve(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = ()) -> str:
   """Returns a local SavedModel directory for a path, `.tar.gz` or URL handle,
   using the cache in `$TFHUB_CACHE_DIR` (see `ModuleCache.resolve`)."""
-  return ModuleCache().resolve(handle)
+  return ModuleCache().resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops)
 
 
 def load(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = (), **kwargs) -> Any:
@@ -503,8 +531,5 @@ def load(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = (), **k
     hubkit.safety.ops.UnsafeModuleError: the scan refused the module.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  module_dir = resolve(handle)
-  if safe_mode:
-    from hubkit.safety import verdicts  # pylint: disable=g-import-not-at-top
-    verdicts.ensure_safe(module_dir, allow_ops)
-  return tf.saved_model.load(module_dir, **kwargs)
+  return tf.saved_model.load(resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops),
+                             **kwargs)

@@ -30,7 +30,6 @@ import tensorflow as tf
 from hubkit import cache
 from hubkit import reexport
 from hubkit.checker.context import call_traces
-from hubkit.safety import verdicts
 from hubkit.errors import UsageError
 
 HEADS = ("classification", "regression")
@@ -312,9 +311,7 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
     if target and is_chief and os.path.exists(target) and not overwrite:
       raise UsageError(f"{target} already exists; choose another path or pass --overwrite.")
   distribution = _strategy(strategy)
-  module_dir = cache.resolve(module)
-  if safe_mode:
-    verdicts.ensure_safe(module_dir, allow_ops)
+  module_dir = cache.resolve(module, safe_mode=safe_mode, allow_ops=allow_ops)
   spec = _input_spec(module_dir)
   x, y = _check_fit(*load_data(data, label_column), spec, kind, size)
   order = np.random.default_rng(seed).permutation(len(x))

@@ -129,14 +129,29 @@ def test_reading_own_assets_is_allowed(tmp_path):
   assert loaded(tf.constant(["b", "zzz"])).numpy().tolist() == [5, 3]
 
 
-def test_check_condemns_archives_and_urls_without_running(corpus, tmp_path):
+def _cache_entries(cache_dir):
+  return sorted(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else []
+
+
+def test_check_condemns_archives_and_urls_without_running(corpus, tmp_path, fresh_cache):
   path, marker = corpus["call_writes"]
   tarball = _tar(path, str(tmp_path / "hostile.tar.gz"))
   assert cli.main(["hubkit", "check", tarball]) == 1
   root = str(tmp_path / "root")
   _publish_raw(root, "evil/writer/1", tarball)
   with registry.serving(root) as server:
-    assert cli.main(["hubkit", "check", f"{server.url}/evil/writer/1"]) == 1
+    url = f"{server.url}/evil/writer/1"
+    assert cli.main(["hubkit", "check", url]) == 1
+    # The condemned download does not stay in the cache...
+    assert _cache_entries(fresh_cache) == []
+    # ...and the consumers refuse it before it enters the cache at all.
+    for consume in (hubkit.resolve, hubkit.load, hubkit.KerasLayer):
+      with pytest.raises(ops.UnsafeModuleError, match="WriteFile"):
+        consume(url)
+      assert _cache_entries(fresh_cache) == []
+    with pytest.raises(ops.UnsafeModuleError):
+      hubkit.resolve(tarball)
+    assert _cache_entries(fresh_cache) == []
   assert not os.path.exists(marker)
 
 

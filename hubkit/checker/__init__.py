@@ -66,7 +66,8 @@ def _run_rule(rule: registry.Rule, ctx, done: dict) -> CheckResult:
 def _local_module(path: str) -> tuple:
   """Returns (module directory, temporary directory to remove or None)."""
   if cache.is_url(path):
-    return cache.resolve(path), None
+    # Unscanned here: security.ops is the rule that judges the ops.
+    return cache.resolve(path, safe_mode=False), None
   if not os.path.exists(path):
     raise UsageError(f"{path} does not exist; pass a SavedModel directory or a .tar.gz "
                      "module archive.")
@@ -156,6 +157,10 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
     failed = [r.id for r in results if r.status == FAIL]
     incomplete = ""
     if failed:
+      if cache.is_url(path):
+        # A condemned module does not stay in the shared cache, where a
+        # later load might find it.
+        cache.ModuleCache().remove(path)
       reason = (f"not run: {', '.join(failed)} failed, and hubkit never loads or calls a "
                 "module that fails a static rule")
       skipped = [CheckResult(r.id, r.title, SKIP, reason) for r in dynamic]

@@ -8,6 +8,7 @@ one small file and scans nothing.
 """
 
 import hashlib
+import os
 import threading
 from typing import Dict, Sequence, Tuple
 
@@ -46,5 +47,6 @@ def ensure_safe(module_dir: str, allow_ops: Sequence[str] = ()) -> None:
     with _LOCK:
       _VERDICTS[key] = verdict
   if verdict:
-    raise ops.UnsafeModuleError(f"refusing to load {module_dir}: {verdict} To load it "
-                                "anyway, pass safe_mode=False (--unsafe on the command line).")
+    raise ops.UnsafeModuleError(f"refusing to load {os.path.basename(module_dir)}: {verdict} "
+                                "To load it anyway, pass safe_mode=False (--unsafe on the "
+                                "command line).")
