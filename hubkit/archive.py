@@ -12,12 +12,13 @@ at the end of the disk).
 import contextlib
 import dataclasses
 import gzip
+import hashlib
 import os
 import posixpath
 import shutil
 import tarfile
 import tempfile
-from typing import Any, BinaryIO, Callable, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Optional
 import zlib
 
 from hubkit import layout
@@ -135,7 +136,8 @@ def _normalized(archive: str, member: tarfile.TarInfo,
 def extract_module_archive(archive: str, target_dir: str,
                            on_bytes: Optional[Callable[[int], None]] = None,
                            fileobj: Optional[BinaryIO] = None,
-                           limits: Optional[ExtractLimits] = None) -> List[str]:
+                           limits: Optional[ExtractLimits] = None,
+                           digests: Optional[Dict[str, str]] = None) -> List[str]:
   """Extracts a module archive into an existing, empty directory.
 
   The archive is read as a stream (tar mode "r|gz"), so it may come straight
@@ -150,6 +152,8 @@ def extract_module_archive(archive: str, target_dir: str,
       (progress reporting).
     fileobj: read the archive from this binary stream instead of `archive`.
     limits: bounds on the expanded size (default: `ExtractLimits.from_env()`).
+    digests: if given, filled with the sha256 of each file written, computed
+      while it streams (so the files need not be read again).
 
   Returns:
     The relative paths of the files written.
@@ -183,6 +187,7 @@ def extract_module_archive(archive: str, target_dir: str,
           raise _over_limit(archive, f"it expands to more than {limits.max_bytes} bytes",
                             "max_bytes", limits.max_bytes)
         source = tar.extractfile(member)
+        digest = hashlib.sha256() if digests is not None else None
         with source, open(destination, "xb") as out:
           for chunk in iter(lambda: source.read(_CHUNK), b""):
             total += len(chunk)
@@ -194,8 +199,12 @@ def extract_module_archive(archive: str, target_dir: str,
                                 f"({counter.count} compressed bytes gave {total})",
                                 "max_ratio", limits.max_ratio)
             out.write(chunk)
+            if digest:
+              digest.update(chunk)
             if on_bytes:
               on_bytes(len(chunk))
+        if digest:
+          digests[relpath] = digest.hexdigest()
         written.append(relpath)
   except FileExistsError as e:
     raise _refuse(archive, os.path.relpath(e.filename, target_dir), "appears twice") from e

@@ -221,7 +221,7 @@ class ModuleCache:
       if not handle.endswith((".tar.gz", ".tgz")):
         raise UsageError(f"{handle} is a file but not a .tar.gz module archive.")
       path = os.path.abspath(handle)
-      return self._fetch(path, lambda h, tmp: self._extract_file(path, tmp),
+      return self._fetch(path, lambda h, tmp, digests: self._extract_file(path, tmp, digests),
                          manifest.source_status(path), scan)
     raise UsageError(f"module handle {handle!r} is not an existing directory, a .tar.gz "
                      "archive or an http(s) URL.")
@@ -280,7 +280,8 @@ class ModuleCache:
                         handle, "; ".join(problems[:2]))
         _remove_entry(module_dir)
       os.makedirs(tmp)
-      archive_sha256 = fill(handle, tmp)
+      digests: Dict[str, str] = {}
+      archive_sha256 = fill(handle, tmp, digests)
       if scan:
         scan(tmp)  # before it enters the cache: a refused module leaves nothing there
       with open(self._descriptor(module_dir) + f".{task_uid}", "w", encoding="utf-8") as f:
@@ -290,7 +291,7 @@ class ModuleCache:
       os.rename(tmp, module_dir)
       # Recorded after the rename, so the files' status is final; until it
       # exists the entry is a miss, so a crash here costs a fetch, no trust.
-      manifest.write(module_dir, handle, archive_sha256, source)
+      manifest.write(module_dir, handle, archive_sha256, source, digests)
       return module_dir
     finally:
       shutil.rmtree(tmp, ignore_errors=True)
@@ -369,17 +370,18 @@ class ModuleCache:
       with contextlib.suppress(FileNotFoundError):
         os.remove(lock)
 
-  def _extract_file(self, path: str, target: str) -> str:
-    """Extracts a local archive; returns its sha256."""
+  def _extract_file(self, path: str, target: str, digests: Dict[str, str]) -> str:
+    """Extracts a local archive (filling `digests`); returns its sha256."""
     with open(path, "rb") as f, Progress(f"extracting {os.path.basename(path)}",
                                          os.path.getsize(path), enabled=self._progress) as p:
       reader = _HashingReader(f, p)
-      archive.extract_module_archive(path, target, fileobj=reader)
+      archive.extract_module_archive(path, target, fileobj=reader, digests=digests)
       reader.drain()
     return reader.sha256.hexdigest()
 
-  def _download(self, handle: str, target: str) -> str:
-    """Downloads and extracts a URL handle; returns the archive's sha256."""
+  def _download(self, handle: str, target: str, digests: Dict[str, str]) -> str:
+    """Downloads and extracts a URL handle (filling `digests`); returns the
+    archive's sha256."""
     url = _compressed_url(handle)
     try:
       response = urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS)  # pylint: disable=consider-using-with
@@ -398,7 +400,7 @@ class ModuleCache:
                     enabled=self._progress) as progress:
         reader = _HashingReader(response, progress)
         try:
-          archive.extract_module_archive(handle, target, fileobj=reader)
+          archive.extract_module_archive(handle, target, fileobj=reader, digests=digests)
           reader.drain()
         except (OSError, EOFError) as e:
           raise HubkitError(f"the download of {handle} broke off ({e}); try again.") from e

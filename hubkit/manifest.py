@@ -39,7 +39,8 @@ def _status(st: os.stat_result) -> List[int]:
 
 
 def write(module_dir: str, handle: str, archive_sha256: Optional[str],
-          source: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+          source: Optional[List[int]] = None,
+          digests: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
   """Records every file of a freshly filled entry (call after the rename).
 
   Args:
@@ -48,6 +49,8 @@ def write(module_dir: str, handle: str, archive_sha256: Optional[str],
     archive_sha256: the sha256 of the archive it was extracted from.
     source: for a local archive, its (inode, size, mtime, ctime), so that a
       changed archive file is extracted again.
+    digests: the files' sha256, if computed already (while extracting);
+      files missing from it are hashed here.
 
   Returns:
     The record written.
@@ -55,7 +58,8 @@ def write(module_dir: str, handle: str, archive_sha256: Optional[str],
   files = {}
   for relpath in layout.iter_files(module_dir):
     full = os.path.join(module_dir, relpath)
-    files[relpath] = {"sha256": metadata.sha256_file(full),
+    known = (digests or {}).get(relpath)
+    files[relpath] = {"sha256": known or metadata.sha256_file(full),
                       "status": _status(os.lstat(full))}
   record = {"format": _FORMAT, "handle": handle, "archive_sha256": archive_sha256,
             "source": source, "files": files}
