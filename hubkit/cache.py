@@ -42,6 +42,7 @@ import uuid
 from absl import logging
 
 from hubkit import archive
+from hubkit import layout
 from hubkit import manifest
 from hubkit import metadata
 from hubkit.errors import HubkitError, UsageError
@@ -212,7 +213,7 @@ class ModuleCache:
     if is_url(handle):
       return self._fetch(handle, self._download, None, scan)
     if os.path.isdir(handle):
-      if not os.path.isfile(os.path.join(handle, "saved_model.pb")):
+      if not layout.has_saved_model(handle):
         raise UsageError(f"{handle} is not a SavedModel: it has no saved_model.pb.")
       if scan:
         scan(handle)

@@ -15,6 +15,12 @@ ALLOWED_DIRS = ("variables", "assets", "assets.extra")
 METADATA_RELPATH = os.path.join("assets.extra", "hubkit.json")
 
 
+def has_saved_model(directory: str) -> bool:
+  """Whether `directory` holds a SavedModel proto the loader would read."""
+  return any(os.path.isfile(os.path.join(directory, name))
+             for name in ("saved_model.pb", "saved_model.pbtxt"))
+
+
 def is_allowed(relpath: str) -> bool:
   """Returns whether a path relative to the SavedModel root may be shipped.
 

@@ -133,6 +133,34 @@ def _cache_entries(cache_dir):
   return sorted(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else []
 
 
+def test_tf1_module_reading_its_asset_is_allowed(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  vocabulary = tmp_path / "vocab.txt"
+  vocabulary.write_text("a\nb\n")
+  path = str(tmp_path / "tf1")
+  with tf.Graph().as_default():
+    words = tf.compat.v1.placeholder(tf.string, [None], name="words")
+    asset = tf.constant(str(vocabulary), name="asset_path")
+    tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS, asset)
+    table = tf.compat.v1.lookup.StaticHashTable(tf.compat.v1.lookup.TextFileInitializer(
+        asset, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+        tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.tables_initializer())
+      builder = tf.compat.v1.saved_model.Builder(path)
+      builder.add_meta_graph_and_variables(
+          session, ["serve"], main_op=tf.compat.v1.tables_initializer(),
+          assets_collection=tf.compat.v1.get_collection(
+              tf.compat.v1.GraphKeys.ASSET_FILEPATHS),
+          signature_def_map={"serving_default": tf.compat.v1.saved_model.predict_signature_def(
+              {"words": words}, {"ids": table.lookup(words)})})
+      builder.save()
+  vocabulary.unlink()
+  assert ops.scan(path)[0] == []
+  served = hubkit.load(path).signatures["serving_default"]
+  assert served(words=tf.constant(["b", "z"]))["ids"].numpy().tolist() == [1, -1]
+
+
 def test_check_condemns_archives_and_urls_without_running(corpus, tmp_path, fresh_cache):
   path, marker = corpus["call_writes"]
   tarball = _tar(path, str(tmp_path / "hostile.tar.gz"))
@@ -155,7 +183,7 @@ def test_check_condemns_archives_and_urls_without_running(corpus, tmp_path, fres
   assert not os.path.exists(marker)
 
 
-@pytest.mark.parametrize("name", ["call_writes", "initializer_writes", "restore_writes"])
+@pytest.mark.parametrize("name", sorted(hostile_modules.HOSTILE))
 def test_consumers_refuse_before_loading(corpus, name, tmp_path):
   path, marker = corpus[name]
   with pytest.raises(ops.UnsafeModuleError, match=EXPECTED_OPS[name]):

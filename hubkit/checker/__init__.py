@@ -15,6 +15,7 @@ from typing import Callable, List, Optional, Sequence
 
 from hubkit import archive
 from hubkit import cache
+from hubkit import layout
 from hubkit.checker import registry
 from hubkit.checker.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
 from hubkit.errors import UsageError
@@ -77,8 +78,7 @@ def _local_module(path: str) -> tuple:
                        "SavedModel directory or its .tar.gz archive.")
     tmp = archive.extract_to_temp(path)
     return tmp, tmp
-  if not any(os.path.isfile(os.path.join(path, name))
-             for name in ("saved_model.pb", "saved_model.pbtxt")):
+  if not layout.has_saved_model(path):
     raise UsageError(f"{path} is not a SavedModel: it has no saved_model.pb; pass the "
                      "directory that holds saved_model.pb.")
   return path, None

@@ -121,6 +121,20 @@ def _data_inputs(node) -> List[str]:
   return [i for i in node.input if not i.startswith("^")]
 
 
+def _asset_file_defs(meta_graph) -> List:
+  """The MetaGraph's AssetFileDefs: the TF2 field and the collection where TF1's
+  SavedModelBuilder keeps them (the loader reads both)."""
+  from tensorflow.core.protobuf import meta_graph_pb2  # pylint: disable=g-import-not-at-top
+  assets = list(meta_graph.asset_file_def)
+  collection = meta_graph.collection_def.get("saved_model_assets")
+  if collection is not None:
+    for packed in collection.any_list.value:
+      asset = meta_graph_pb2.AssetFileDef()
+      if packed.Unpack(asset):
+        assets.append(asset)
+  return assets
+
+
 def _called(node) -> Iterator[Tuple[str, str]]:
   """(attribute name, function name) of every function a node names."""
   for key, value in node.attr.items():
@@ -138,7 +152,8 @@ class _MetaGraphScan:
     self.allowed = allowed_ops() | extra_allowed
     self.library = {f.signature.name: f for f in meta_graph.graph_def.library.function}
     self.graph_nodes = {n.name: n for n in meta_graph.graph_def.node}
-    self.asset_tensors = {_node_name(a.tensor_info.name) for a in meta_graph.asset_file_def}
+    self.assets = _asset_file_defs(meta_graph)
+    self.asset_tensors = {_node_name(a.tensor_info.name) for a in self.assets}
     self.function_nodes = {name: {n.name: n for n in f.node_def}
                            for name, f in self.library.items()}
     self.assigns: Dict[str, List] = {}
@@ -338,7 +353,7 @@ class _MetaGraphScan:
     for name, fdef in self.library.items():
       for node in fdef.node_def:
         self._check_node(node, name)
-    for asset in self.mg.asset_file_def:
+    for asset in self.assets:
       parts = asset.filename.replace("\\", "/").split("/")
       if asset.filename.startswith(("/", "\\")) or ".." in parts or ":" in asset.filename:
         self.findings.append(Finding("asset", f"asset_file_def {asset.filename!r}",
