@@ -488,3 +488,25 @@ def test_a_hanging_check_is_stopped_at_the_timeout(good_module, monkeypatch):
   assert report.result("roundtrip.reexport").status == "skip"
   assert "not run: stopped after" in report.result("roundtrip.reexport").message
   assert not report.conforms
+
+
+@pytest.mark.slow
+def test_allow_ops_lets_a_reviewed_op_through(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  obj = tf.train.Checkpoint()
+
+  def call(x, training=False):
+    tf.print("batch", tf.shape(x))
+    return tf.matmul(x, obj.w)
+  hostile_modules._interface(obj, call)  # pylint: disable=protected-access
+  path = str(tmp_path / "printer")
+  tf.saved_model.save(obj, path)
+  refused = hubkit.check_module(path)
+  assert refused.failed() == ["security.ops"]
+  assert "PrintV2" in refused.result("security.ops").message
+  report = hubkit.check_module(path, allow_ops=["PrintV2"])
+  assert report.conforms, report.table()
+  assert report.result("consumer.keras3_layer").status == "pass"
+  with pytest.raises(ops.UnsafeModuleError, match="PrintV2"):
+    hubkit.load(path)
+  assert hubkit.load(path, allow_ops=["PrintV2"])(tf.ones([2, 3])).shape == (2, 1)
