@@ -510,3 +510,20 @@ def test_allow_ops_lets_a_reviewed_op_through(tmp_path):
   with pytest.raises(ops.UnsafeModuleError, match="PrintV2"):
     hubkit.load(path)
   assert hubkit.load(path, allow_ops=["PrintV2"])(tf.ones([2, 3])).shape == (2, 1)
+
+
+def test_allow_list_holds_no_op_that_reaches_outside():
+  allowed = ops.allowed_ops()
+  outside = {"WriteFile", "ReadFile", "MatchingFiles", "DeleteFile", "PrintV2", "PyFunc",
+             "EagerPyFunc", "SaveV2", "RestoreV2", "MergeV2Checkpoints", "ImmutableConst",
+             "DecodeProtoV2", "EncodeProto", "GenerateVocabRemapping", "XlaCustomCall",
+             "InitializeTableFromTextFileV2", "CreateSummaryFileWriter", "WriteSummary",
+             "TextLineReaderV2", "FIFOQueueV2", "RemoteCall", "CollectiveReduceV2", "_Send",
+             "Send", "Recv", "DebugIdentityV2", "LoadAndRemapMatrix", "Timestamp"}
+  assert not outside & allowed
+  assert not [op for op in allowed if "Dataset" in op or "Iterator" in op.replace(
+      "IteratorGetNext", "")]
+  # Computation and own state that real exports use.
+  assert {"MatMul", "Conv2D", "FusedBatchNormV3", "ReadVariableOp", "LookupTableFindV2",
+          "StatefulPartitionedCall", "StringSplitV2", "RandomUniform", "XlaCallModule",
+          "WordpieceTokenizeWithOffsets"} <= allowed
