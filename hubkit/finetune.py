@@ -28,8 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from hubkit import cache
+from hubkit import interface
 from hubkit import reexport
-from hubkit.checker.context import call_traces
 from hubkit.errors import UsageError
 
 HEADS = ("classification", "regression")
@@ -79,7 +79,7 @@ def _input_spec(module_dir: str) -> tf.TensorSpec:
   obj = tf.saved_model.load(module_dir)
   if not hasattr(obj, "__call__") or not hasattr(obj.__call__, "concrete_functions"):
     raise UsageError(f"{module_dir} has no __call__ to fine-tune; run 'hubkit check' on it.")
-  inputs = call_traces(obj)[0][0]
+  inputs = interface.call_traces(obj.__call__)[0].inputs
   if tf.nest.is_nested(inputs):
     raise UsageError("hubkit finetune supports modules with a single input tensor; this one "
                      f"takes {tf.nest.map_structure(lambda s: s.dtype.name, inputs)}.")

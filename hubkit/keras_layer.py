@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from hubkit import cache
+from hubkit import interface
 from hubkit import reexport
 from hubkit.errors import UsageError
 
@@ -22,14 +23,6 @@ def _keras_name(variable: tf.Variable) -> str:
   # Keras 3 names may not contain "/", and optimizers build slot names such
   # as "<name>_momentum" that must be valid scope names, so drop the ":0".
   return variable.name.split(":")[0].replace("/", "_")
-
-
-def _has_training_argument(function: Any) -> bool:
-  for concrete in getattr(function, "concrete_functions", []):
-    args, kwargs = concrete.structured_input_signature
-    if len(args) > 1 or "training" in kwargs:
-      return True
-  return False
 
 
 @keras.saving.register_keras_serializable(package="hubkit")
@@ -106,7 +99,7 @@ class KerasLayer(keras.layers.Layer):
       self._module = handle
     self._function = self._pick_function()
     self._check_output_key()
-    self._takes_training = signature is None and _has_training_argument(self._function)
+    self._takes_training = signature is None and interface.takes_training(self._function)
     self._track_module_variables()
     self.built = True
 

@@ -40,6 +40,13 @@ def vocabulary_words(module_dir: str, limit: int = 64) -> List[str]:
   return []
 
 
+def with_rank(spec: tf.TensorSpec) -> tf.TensorSpec:
+  """`spec`, or for an unknown rank (any shape accepted) a batch of vectors."""
+  if spec.shape.rank is not None:
+    return spec
+  return tf.TensorSpec([None, _OTHER], spec.dtype, spec.name)
+
+
 def _dims(spec: tf.TensorSpec) -> List[int]:
   shape = spec.shape.as_list()
   # Rank-4 inputs with unknown height/width are images: give them room for
@@ -66,6 +73,17 @@ def _one(spec: tf.TensorSpec, words: List[str], rng: np.random.Generator) -> tf.
     return tf.constant(np.array(sentences, dtype=object).reshape(shape))
   raise UsageError(f"cannot make test inputs of dtype {spec.dtype.name}; pass "
                    "--inputs=FILE.npz with arrays for every input.")
+
+
+def argument_value(spec: tf.TensorSpec) -> tf.Tensor:
+  """A neutral value for a hyper-parameter argument: ones (True, "" for
+  strings), unknown dimensions taken as 1."""
+  shape = [] if spec.shape.rank is None else [d or 1 for d in spec.shape.as_list()]
+  if spec.dtype == tf.string:
+    return tf.fill(shape, "")
+  if spec.dtype == tf.bool:
+    return tf.fill(shape, True)
+  return tf.ones(shape, spec.dtype)
 
 
 def make_inputs(signature: Any, module_dir: Optional[str] = None, seed: int = 0) -> Any:

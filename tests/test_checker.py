@@ -11,6 +11,7 @@ import pytest
 import tf_keras
 
 import broken_modules
+import canonical_modules
 import helpers
 import hubkit
 from hubkit import checker
@@ -175,3 +176,18 @@ def test_inputs_file_overrides_generated_inputs(valid_module, tmp_path):
   np.savez(wrong, a=np.zeros([2, 3], np.float32), b=np.zeros([2, 3], np.float32))
   with pytest.raises(hubkit.UsageError, match="lacks inputs"):
     hubkit.check_module(valid_module, inputs=str(wrong))
+
+
+@pytest.mark.parametrize("name", sorted(canonical_modules.CANONICAL))
+def test_modules_without_training_or_with_hyper_parameters_conform(workdir, name):
+  path = canonical_modules.CANONICAL[name](str(workdir / f"canonical_{name}"))
+  report = hubkit.check_module(path)
+  assert report.conforms, report.table()
+  traces = report.result("interface.training_traces")
+  if name == "hyper_parameter_and_training":
+    assert report.result("behavior.training_mode").status == "pass"
+  else:
+    assert "without a training argument" in traces.message
+    assert report.result("behavior.training_mode").status == "skip"
+  for rule_id in ("consumer.hub_keras_layer", "consumer.keras3_layer", "roundtrip.reexport"):
+    assert report.result(rule_id).status == "pass", report.table()

@@ -5,8 +5,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_hub as hub
 import tf_keras
 
+import canonical_modules
 import hubkit
 from hubkit import modules
 
@@ -325,3 +327,22 @@ def test_fine_tune_and_reexport_passes_check(handles, kind, tmp_path):
   assert hubkit.read_metadata(path)["source"]["parent"] == handles[kind]
   report = hubkit.check_module(path)
   assert report.conforms, report.table()
+
+
+@pytest.mark.parametrize("name, arguments", [("my_mul_model", {}),
+                                             ("hyper_parameter", {"a": 2.0}),
+                                             ("hyper_parameter_and_training", {"a": 2.0})])
+def test_training_is_detected_by_name_not_position(tmp_path, name, arguments):
+  path = canonical_modules.CANONICAL[name](str(tmp_path / name))
+  x = np.ones([8, 3], np.float32)
+  expected = hub.load(path)(x, **arguments).numpy() if arguments else x * 2.0
+  layer = hubkit.KerasLayer(path, trainable=True, arguments=arguments)
+  np.testing.assert_allclose(layer(x), expected, rtol=1e-6)
+  model = keras.Sequential([keras.Input((3,)), layer])
+  model.compile(keras.optimizers.Adam(0.05), "mse")
+  before = _values(layer.trainable_weights)
+  model.fit(x, np.zeros_like(expected), epochs=2, verbose=0)
+  assert all(_moved(before, layer.trainable_weights))
+  # hub.KerasLayer in tf_keras agrees on the same module.
+  reference = hub.KerasLayer(path, trainable=True, arguments=arguments)
+  np.testing.assert_allclose(reference(x), expected, rtol=1e-6)

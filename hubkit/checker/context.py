@@ -2,10 +2,11 @@
 
 import functools
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
+from hubkit import interface
 from hubkit import sample_inputs
 from hubkit.checker import inputs as inputs_lib
 from hubkit.errors import UsageError
@@ -14,24 +15,6 @@ from hubkit.errors import UsageError
 def first_line(error: BaseException) -> str:
   text = str(error).strip().splitlines()
   return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def call_traces(obj: Any) -> List[Tuple[Any, Any, Dict[str, Any]]]:
-  """(inputs signature, training value, other arguments) of each `__call__` trace."""
-  traces = []
-  for concrete in obj.__call__.concrete_functions:
-    args, kwargs = concrete.structured_input_signature
-    kwargs = dict(kwargs)
-    inputs = args[0] if args else kwargs.pop("inputs", None)
-    if len(args) > 1:
-      training = args[1]
-      others = {f"arg{i}": a for i, a in enumerate(args[2:], start=2)}
-    else:
-      training = kwargs.pop("training", False)
-      others = {}
-    others.update(kwargs)
-    traces.append((inputs, training, others))
-  return traces
 
 
 class Context:
@@ -70,6 +53,20 @@ class Context:
       return first_line(e)
     return None
 
+  @functools.cached_property
+  def arguments(self) -> Dict[str, Any]:
+    """Values for the arguments `__call__` requires besides its inputs (sample
+    values for tensor hyper-parameters, the traced value otherwise)."""
+    values = {}
+    for name, value in interface.required_arguments(self.obj.__call__).items():
+      values[name] = (sample_inputs.argument_value(value)
+                      if isinstance(value, tf.TensorSpec) else value)
+    return values
+
+  def call(self, obj: Any, training: bool = False) -> Any:
+    """`obj(inputs, training=...)` as its traces allow (`interface.call`)."""
+    return interface.call(obj, self.inputs, training=training, **self.arguments)
+
   def fresh(self) -> Any:
     """A separately loaded copy, for rules that change variables."""
     return tf.saved_model.load(self.path)
@@ -78,7 +75,8 @@ class Context:
   def signatures(self) -> List[Any]:
     """The distinct input signatures `__call__` was traced for, in order."""
     seen, result = set(), []
-    for inputs, _, _ in call_traces(self.obj):
+    for trace in interface.call_traces(self.obj.__call__):
+      inputs = tf.nest.map_structure(sample_inputs.with_rank, trace.inputs)
       key = repr(tf.nest.map_structure(lambda s: (s.dtype, s.shape), inputs))
       if key not in seen:
         seen.add(key)

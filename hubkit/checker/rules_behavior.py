@@ -6,6 +6,7 @@ from typing import Any, List
 import numpy as np
 import tensorflow as tf
 
+from hubkit import interface
 from hubkit.checker.context import Context
 from hubkit.checker.registry import RuleFailed, RuleSkipped, RuleWarning, rule
 
@@ -35,10 +36,9 @@ def _op_types(concrete) -> set:
 
 
 def _training_trace(obj):
-  for concrete in obj.__call__.concrete_functions:
-    args, kwargs = concrete.structured_input_signature
-    training = args[1] if len(args) > 1 else kwargs.get("training")
-    if training is True:
+  for concrete, trace in zip(obj.__call__.concrete_functions,
+                             interface.call_traces(obj.__call__)):
+    if trace.training is True:
       return concrete
   return None
 
@@ -48,8 +48,8 @@ def _training_trace(obj):
           "(e.g. divide by tf.maximum(count, 1)).",
       requires=("interface.call",))
 def check_deterministic(ctx: Context):
-  first = float_outputs(ctx.obj(ctx.inputs, training=False))
-  second = float_outputs(ctx.obj(ctx.inputs, training=False))
+  first = float_outputs(ctx.call(ctx.obj))
+  second = float_outputs(ctx.call(ctx.obj))
   if not first:
     raise RuleSkipped("the module has no floating-point outputs to compare")
   bad = [i for i, a in enumerate(first) if not np.isfinite(a).all()]
@@ -68,6 +68,8 @@ def check_deterministic(ctx: Context):
       requires=("interface.training_traces",))
 def check_training_mode(ctx: Context):
   obj = ctx.fresh()
+  if not interface.takes_training(obj.__call__):
+    raise RuleSkipped("__call__ takes no training argument: one behaviour for both modes")
   concrete = _training_trace(obj)
   if concrete is None:
     raise RuleSkipped("no training=True trace (see interface.training_traces)")
@@ -76,13 +78,13 @@ def check_training_mode(ctx: Context):
   trainable = {id(v) for v in obj.trainable_variables}
   state = [v for v in obj.variables if id(v) not in trainable]
   before = [v.numpy() for v in state]
-  inference = float_outputs(obj(ctx.inputs, training=False))
+  inference = float_outputs(ctx.call(obj))
   changed = [v.name for v, b in zip(state, before) if not np.array_equal(v.numpy(), b)]
   if changed:
     raise RuleFailed(f"a training=False call changed {', '.join(changed[:3])}")
   # Two training calls: with a fixed global seed the first draws of two traces
   # can coincide, the second draw of the same trace cannot.
-  trainings = [float_outputs(obj(ctx.inputs, training=True)) for _ in range(2)]
+  trainings = [float_outputs(ctx.call(obj, training=True)) for _ in range(2)]
   updated = [v.name for v, b in zip(state, before) if not np.array_equal(v.numpy(), b)]
   ctx.figures["state_updated_in_training"] = updated
   if not (has_random or has_norm):
@@ -101,7 +103,7 @@ def check_training_mode(ctx: Context):
 def _reference_outputs(reference: str, inputs: Any) -> List[np.ndarray]:
   if (os.path.isdir(reference) and os.path.exists(os.path.join(reference, "saved_model.pb"))
       and not os.path.exists(os.path.join(reference, "keras_metadata.pb"))):
-    return float_outputs(tf.saved_model.load(reference)(inputs, training=False))
+    return float_outputs(interface.call(tf.saved_model.load(reference), inputs))
   from hubkit.exporters import sources  # pylint: disable=g-import-not-at-top
   model = sources.load_keras_model(reference)
   return float_outputs(model(inputs, training=False))
@@ -115,7 +117,7 @@ def check_parity(ctx: Context):
   if not ctx.reference:
     raise RuleSkipped("no --reference given")
   expected = _reference_outputs(ctx.reference, ctx.inputs)
-  got = float_outputs(ctx.obj(ctx.inputs, training=False))
+  got = float_outputs(ctx.call(ctx.obj))
   if len(expected) != len(got) or any(a.shape != b.shape for a, b in zip(expected, got)):
     raise RuleFailed(f"output shapes differ: reference {[list(a.shape) for a in expected]}, "
                      f"module {[list(b.shape) for b in got]}")
@@ -132,7 +134,7 @@ def check_parity(ctx: Context):
       fix="export the layer before the softmax/sigmoid; consumers apply their own.",
       requires=("behavior.deterministic_inference",))
 def check_logits(ctx: Context):
-  for index, out in enumerate(float_outputs(ctx.obj(ctx.inputs, training=False))):
+  for index, out in enumerate(float_outputs(ctx.call(ctx.obj))):
     if out.ndim >= 2 and out.shape[-1] > 1 and (out >= 0).all() and np.allclose(
         out.sum(axis=-1), 1.0, atol=1e-3):
       raise RuleWarning(f"output {index} looks like probabilities (non-negative rows "

@@ -131,9 +131,9 @@ def check_hub_keras_layer(ctx: Context):
 
 def _probe_layer(ctx: Context, kind: str, layer_class: Any, keras_lib: Any) -> str:
   """Builds frozen and trainable layers of the module and judges fine-tuning."""
-  frozen = layer_class(ctx.path, trainable=False)
+  frozen = layer_class(ctx.path, trainable=False, arguments=ctx.arguments)
   frozen(ctx.inputs)
-  layer = layer_class(ctx.path, trainable=True)
+  layer = layer_class(ctx.path, trainable=True, arguments=ctx.arguments)
   symbolic = _symbolic_inputs(keras_lib, ctx.signatures[0])
   model = keras_lib.Model(symbolic, layer(symbolic))
   return judge_fine_tuning(kind, layer, model, ctx.obj, ctx.inputs,
@@ -170,14 +170,14 @@ def check_distributed(ctx: Context):
   strategy = tf.distribute.MirroredStrategy(
       [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
   with strategy.scope():
-    layer = hub.KerasLayer(ctx.path, trainable=True)
+    layer = hub.KerasLayer(ctx.path, trainable=True, arguments=ctx.arguments)
     symbolic = _symbolic_inputs(tf_keras, ctx.signatures[0])
     outputs = [o for o in tf.nest.flatten(layer(symbolic)) if o.dtype.is_floating]
     if not outputs:
       raise RuleSkipped("no floating-point output to fine-tune against")
     model = tf_keras.Model(symbolic, outputs[0])
     model.compile(optimizer=tf_keras.optimizers.SGD(_LEARNING_RATE), loss="mse")
-  target = float_outputs(ctx.obj(ctx.inputs, training=False))[0] + 1.0
+  target = float_outputs(ctx.call(ctx.obj))[0] + 1.0
   history = model.fit(ctx.inputs, target, batch_size=int(target.shape[0]), epochs=1, verbose=0)
   loss = history.history["loss"][-1]
   if not np.isfinite(loss):
@@ -193,14 +193,14 @@ def check_reexport(ctx: Context):
   obj = ctx.fresh()
   trainable = list(obj.trainable_variables)
   if trainable:
-    targets = _shifted_target(obj(ctx.inputs, training=False))
+    targets = _shifted_target(ctx.call(obj))
     with tf.GradientTape() as tape:
-      loss = _loss(obj(ctx.inputs, training=True), targets,
+      loss = _loss(ctx.call(obj, training=True), targets,
                    [l() for l in getattr(obj, "regularization_losses", [])])
     for variable, grad in zip(trainable, tape.gradient(loss, trainable)):
       if grad is not None:
         variable.assign_sub(_LEARNING_RATE * tf.convert_to_tensor(grad))
-  expected = float_outputs(obj(ctx.inputs, training=False))
+  expected = float_outputs(ctx.call(obj))
   with tempfile.TemporaryDirectory(prefix="hubkit_reexport_") as tmp:
     target = os.path.join(tmp, "module")
     try:
@@ -214,7 +214,7 @@ def check_reexport(ctx: Context):
                          f"module had {len(getattr(obj, name, []))}")
     if len(again.__call__.concrete_functions) != len(obj.__call__.concrete_functions):
       raise RuleFailed("the re-export lost __call__ traces")
-    got = float_outputs(again(ctx.inputs, training=False))
+    got = float_outputs(ctx.call(again))
   diff = max((float(np.max(np.abs(a - b))) for a, b in zip(expected, got) if a.size),
              default=0.0)
   if not diff <= 1e-6:

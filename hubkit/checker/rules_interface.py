@@ -5,7 +5,8 @@ import math
 
 import tensorflow as tf
 
-from hubkit.checker.context import Context, call_traces, first_line
+from hubkit import interface
+from hubkit.checker.context import Context, first_line
 from hubkit.checker.registry import RuleFailed, rule
 
 
@@ -31,16 +32,27 @@ def check_call(ctx: Context):
           "before saving, and leave the batch dimension as None.",
       requires=("interface.call",))
 def check_training_traces(ctx: Context):
+  traces = interface.call_traces(ctx.obj.__call__)
   groups = collections.defaultdict(set)
-  for inputs, training, others in call_traces(ctx.obj):
-    for spec in tf.nest.flatten(inputs):
-      if isinstance(spec, tf.TensorSpec) and (spec.shape.rank in (None, 0) or
-                                              spec.shape[0] is not None):
+  for trace in traces:
+    for spec in tf.nest.flatten(trace.inputs):
+      # An unknown rank leaves the batch dimension undefined too (MyMulModel).
+      if isinstance(spec, tf.TensorSpec) and (spec.shape.rank == 0 or (
+          spec.shape.rank is not None and spec.shape[0] is not None)):
         raise RuleFailed(f"input {spec.name or ''} has shape {spec.shape}: the batch "
                          "dimension must be None")
+    if trace.training is None:
+      continue
     key = repr((tf.nest.map_structure(lambda s: (s.dtype.name, tuple(s.shape.as_list())),
-                                      inputs), sorted(others.items(), key=str)))
-    groups[key].add(training)
+                                      trace.inputs), sorted(trace.arguments.items(), key=str)))
+    groups[key].add(trace.training)
+  if not groups:
+    # `training` is optional in the interface: without it the module declares
+    # that it behaves the same in both modes (the TF Hub guide's MyMulModel).
+    ctx.figures["takes_training"] = False
+    return (f"{len(traces)} trace(s) without a training argument: the module has no "
+            "training-specific behaviour")
+  ctx.figures["takes_training"] = True
   incomplete = [(key, values) for key, values in groups.items()
                 if not {True, False} <= values]
   if incomplete:
