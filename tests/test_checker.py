@@ -191,3 +191,27 @@ def test_modules_without_training_or_with_hyper_parameters_conform(workdir, name
     assert report.result("behavior.training_mode").status == "skip"
   for rule_id in ("consumer.hub_keras_layer", "consumer.keras3_layer", "roundtrip.reexport"):
     assert report.result(rule_id).status == "pass", report.table()
+
+
+def test_vocabulary_path_in_a_shared_name_is_a_warning_not_a_failure(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  vocabulary = tmp_path / "vocab.txt"
+  vocabulary.write_text("hello\nworld\n")
+  obj = tf.train.Checkpoint()
+  obj.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+      str(vocabulary), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+      tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+  obj.embeddings = tf.Variable(tf.ones([3, 2]))
+  obj.variables, obj.trainable_variables = [obj.embeddings], [obj.embeddings]
+  obj.regularization_losses = []
+  obj.__call__ = tf.function(
+      lambda words: tf.gather(obj.embeddings, obj.table.lookup(words) + 1),
+      input_signature=[tf.TensorSpec([None], tf.string)])
+  path = str(tmp_path / "text")
+  tf.saved_model.save(obj, path)
+  vocabulary.unlink()  # as on another machine: the module needs only its asset
+  report = hubkit.check_module(path)
+  layout = report.result("layout.saved_model")
+  assert layout.status == "warn" and str(vocabulary) in layout.message, layout.message
+  assert report.conforms, report.table()
+  assert report.result("consumer.keras3_layer").status == "pass"
