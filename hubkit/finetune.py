@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -30,7 +30,7 @@ import tensorflow as tf
 from hubkit import cache
 from hubkit import interface
 from hubkit import reexport
-from hubkit.errors import UsageError
+from hubkit.errors import HubkitError, UsageError
 
 HEADS = ("classification", "regression")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -75,10 +75,33 @@ def parse_head(head: str) -> Tuple[str, int]:
   return kind, int(size)
 
 
+# Stateful random ops: with both seed attributes 0 they draw from a seed
+# chosen at random per process, so no --seed can make them repeat.
+_RANDOM_OPS = frozenset({"RandomUniform", "RandomStandardNormal", "RandomUniformInt",
+                         "TruncatedNormal", "Multinomial", "RandomGamma", "RandomPoisson",
+                         "RandomPoissonV2", "RandomShuffle"})
+
+
+def _unseeded_random_ops(obj: Any) -> List[str]:
+  """Names of unseeded stateful random ops in the module's `__call__` traces."""
+  found = []
+  for concrete in obj.__call__.concrete_functions:
+    graph = concrete.graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    found.extend(n.name for n in nodes if n.op in _RANDOM_OPS
+                 and not n.attr["seed"].i and not n.attr["seed2"].i)
+  return sorted(set(found))
+
+
 def _input_spec(module_dir: str) -> tf.TensorSpec:
   obj = tf.saved_model.load(module_dir)
   if not hasattr(obj, "__call__") or not hasattr(obj.__call__, "concrete_functions"):
     raise UsageError(f"{module_dir} has no __call__ to fine-tune; run 'hubkit check' on it.")
+  unseeded = _unseeded_random_ops(obj)
+  if unseeded:
+    logging.warning("the module draws random numbers without a seed (%s): runs with the same "
+                    "--seed will differ slightly; export its dropout with a fixed seed for "
+                    "bit-reproducible fine-tuning", ", ".join(unseeded[:3]))
   inputs = interface.call_traces(obj.__call__)[0].inputs
   if tf.nest.is_nested(inputs):
     raise UsageError("hubkit finetune supports modules with a single input tensor; this one "
@@ -135,6 +158,12 @@ def _check_fit(x: np.ndarray, y: np.ndarray, spec: tf.TensorSpec, kind: str,
     raise UsageError(f"only {len(x)} examples: fine-tuning needs at least 4 (with a "
                      "validation split).")
   expected = spec.shape.as_list()[1:]
+  if x.dtype.kind in "fc" and not np.isfinite(x).all():
+    raise UsageError(f"x has {int(np.size(x) - np.isfinite(x).sum())} non-finite values "
+                     "(NaN or Inf); clean or impute them before fine-tuning.")
+  if y.dtype.kind in "fc" and not np.isfinite(y).all():
+    raise UsageError(f"y has {int(np.size(y) - np.isfinite(y).sum())} non-finite values "
+                     "(NaN or Inf); clean them before fine-tuning.")
   if spec.dtype == tf.string:
     if x.dtype.kind not in "OUS":
       raise UsageError(f"the module takes text (string {spec.shape}), but x is {x.dtype}.")
@@ -355,13 +384,18 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
       loss, metrics = lib.losses.MeanSquaredError(), ["mae"]
     model.compile(optimizer=lib.optimizers.Adam(rate), loss=loss, metrics=metrics)
 
-  callbacks = [lib.callbacks.BackupAndRestore(backup_dir),
+  callbacks = [lib.callbacks.BackupAndRestore(backup_dir), lib.callbacks.TerminateOnNaN(),
                lib.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                            restore_best_weights=True), *callbacks]
   if tensorboard_dir:
     callbacks.append(lib.callbacks.TensorBoard(tensorboard_dir))
   history = model.fit(_dataset(train, batch_size), validation_data=_dataset(validation, batch_size),
                       epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose)
+  losses = history.history.get("loss", [])
+  if not np.all(np.isfinite(losses)):
+    raise HubkitError(f"the training loss became {losses[-1]} in epoch {len(losses)}; nothing "
+                      "was exported. Lower --learning_rate or check the data for extreme "
+                      "values.")
   results = model.evaluate(_dataset(validation, batch_size), verbose=0, return_dict=True)
   final = {f"val_{k}": float(v) for k, v in results.items()}
   info = {"source": {"kind": "fine_tuned", "parent": module, "head": head},

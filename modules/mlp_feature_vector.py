@@ -41,12 +41,15 @@ class MlpFeatureVector(ReusableModule):
                                 activation=tf.nn.relu, l2=l2, seed=seed + i)
                   for i in range(len(hidden_units))]
     self.dropout_rate = dropout_rate
+    self.seed = seed
 
   def call(self, inputs, training):
     x = inputs
     for i, layer in enumerate(self.dense):
       if i:
-        x = _layers.dropout(x, self.dropout_rate, training)
+        # A fixed op seed makes the masks a reproducible sequence: the same
+        # fine-tuning run with the same --seed gives the same weights.
+        x = _layers.dropout(x, self.dropout_rate, training, seed=self.seed + 1000 + i)
       x = layer(x)
     return x
 

@@ -181,3 +181,32 @@ def test_two_workers_train_identically_and_only_the_chief_exports(setup, tmp_pat
   assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".checkpoint")) == [
       "multi"]
   assert hubkit.read_metadata(str(export_dir))["hyperparameters"]["strategy"] == "multi_worker"
+
+
+def test_same_seed_gives_the_same_weights(setup, tmp_path):
+  module = modules.export_module("mlp_feature_vector", str(tmp_path / "dropout"),
+                                 config={"input_dim": 64, "hidden_units": [32, 16],
+                                         "dropout_rate": 0.3})
+  runs = [finetune.finetune(module, setup["data"], "classification:10", str(tmp_path / f"r{i}"),
+                            epochs=2, seed=seed, verbose=0)
+          for i, seed in enumerate((7, 7, 8))]
+  assert runs[0].weights_sha256 == runs[1].weights_sha256
+  assert runs[0].weights_sha256 != runs[2].weights_sha256
+  first, second = (tf.saved_model.load(r.export_dir) for r in runs[:2])
+  for a, b in zip(first.variables, second.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_non_finite_data_and_a_diverging_loss_export_nothing(setup, tmp_path):
+  x = np.load(setup["data"])["x"][:64].copy()
+  x[3, 5], x[10, 0] = np.nan, np.inf
+  bad = str(tmp_path / "bad.npz")
+  np.savez(bad, x=x, y=np.arange(64) % 10)
+  with pytest.raises(hubkit.UsageError, match="x has 2 non-finite values"):
+    finetune.finetune(setup["module"], bad, "classification:10", str(tmp_path / "a"))
+  huge = str(tmp_path / "huge.npz")
+  np.savez(huge, x=np.load(setup["data"])["x"][:64], y=np.full(64, 3e38, np.float32))
+  with pytest.raises(hubkit.HubkitError, match="nothing was exported"):
+    finetune.finetune(setup["module"], huge, "regression:1", str(tmp_path / "b"), epochs=2,
+                      verbose=0)
+  assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
