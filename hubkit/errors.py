@@ -10,5 +10,8 @@ class HubkitError(Exception):
   """An expected failure, with a message that says how to fix it."""
 
 
-class UsageError(HubkitError):
-  """The caller asked for something impossible: a bad flag, argument or path."""
+class UsageError(HubkitError, ValueError):
+  """The caller asked for something impossible: a bad flag, argument or path.
+
+  It is a ValueError too, as Python callers expect of a bad argument.
+  """

@@ -7,9 +7,11 @@ optimizers that name slots after the variable (`'…kernel:0_momentum' is not a
 valid scope name`). This layer fills the gap with hub.KerasLayer's semantics.
 """
 
+import json
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from absl import logging
 import keras
 import tensorflow as tf
 
@@ -17,6 +19,31 @@ from hubkit import cache
 from hubkit import interface
 from hubkit import reexport
 from hubkit.errors import UsageError
+
+
+def _to_shapes(nest: Any) -> Any:
+  """Turns a nest of shape-like tuples/lists (or a dict of them) into TensorShapes."""
+  if isinstance(nest, Mapping):
+    return {key: _to_shapes(value) for key, value in nest.items()}
+  try:
+    return tf.TensorShape(nest)
+  except (TypeError, ValueError):
+    pass
+  if isinstance(nest, (list, tuple)):
+    return type(nest)(_to_shapes(value) for value in nest)
+  raise UsageError(f"output_shape {nest!r} is not a shape or a nest (list, tuple, dict) of "
+                   "shapes.")
+
+
+def _map_shapes(function: Any, shapes: Any) -> Any:
+  """Applies `function` to each shape (a tuple/list of ints and None) in a nest."""
+  if isinstance(shapes, Mapping):
+    return {key: _map_shapes(function, value) for key, value in shapes.items()}
+  if isinstance(shapes, (list, tuple)) and all(d is None or isinstance(d, int) for d in shapes):
+    return function(tuple(shapes))
+  if isinstance(shapes, (list, tuple)):
+    return type(shapes)(_map_shapes(function, s) for s in shapes)
+  return function(tuple(shapes))
 
 
 def _keras_name(variable: tf.Variable) -> str:
@@ -34,7 +61,9 @@ class KerasLayer(keras.layers.Layer):
   fine-tuning updates the module itself. While the layer is trainable its
   `regularization_losses` are in `layer.losses` and `training` follows the
   model; when frozen, losses vanish and the module always runs in inference
-  mode (as Keras does for a frozen BatchNormalization).
+  mode (as Keras does for a frozen BatchNormalization). It takes
+  hub.KerasLayer's arguments and raises its errors (as ValueErrors) at the
+  same moments; docs/keras3.md lists the few differences Keras 3 imposes.
 
   Example:
 
@@ -52,88 +81,103 @@ class KerasLayer(keras.layers.Layer):
 
   Args:
     handle: a SavedModel directory, a `.tar.gz` archive, an http(s) handle
-      (fetched through the cache in $TFHUB_CACHE_DIR), or an object returned
-      by `tf.saved_model.load`.
-    trainable: whether the module's trainable variables are fine-tuned.
+      (fetched through the cache in $TFHUB_CACHE_DIR), or a callable object
+      (e.g. one returned by `tf.saved_model.load`).
+    trainable: whether the module's trainable variables are fine-tuned; True
+      with a signature raises a ValueError when the layer is called, as in
+      hub.KerasLayer.
     arguments: extra keyword arguments for every call (e.g. hyperparameters).
-    signature: call this signature (inference only) instead of `__call__`.
-    output_key: pick this key from a dict output.
+    _sentinel: keeps the arguments after it keyword-only.
+    tags: the MetaGraph tags to load (`tf.saved_model.load(tags=...)`).
+    signature: call this signature (inference only) instead of `__call__`;
+      then exactly one of `output_key` or `signature_outputs_as_dict`.
     signature_outputs_as_dict: return a signature's whole output dict.
+    output_key: pick this key from a dict output.
     output_shape: the output shape without the batch dimension, for modules
-      whose output shape cannot be inferred (a list of them for several
-      outputs).
+      whose output shape cannot be inferred; a nest (list, tuple or dict) of
+      shapes for several outputs.
     load_options: `tf.saved_model.LoadOptions` for loading.
+    force_keras_loading: unsupported in Keras 3 (hub.KerasLayer loads the
+      SavedModel as a tf_keras model); True raises a ValueError.
     safe_mode: scan a module given by handle before loading it and refuse one
       whose ops reach outside the process (see docs/security.md); pass False
       only for a module you trust.
     **kwargs: passed to `keras.layers.Layer` (name, dtype, ...).
 
   Raises:
-    UsageError: `trainable=True` with a signature, an unknown signature, or a
-      module without `__call__`.
+    ValueError (hubkit.UsageError): invalid argument combinations, an
+      unknown signature, a module that is neither callable nor has the
+      signature, or non-callable regularization losses; the same cases and
+      messages' meaning as hub.KerasLayer.
     hubkit.safety.ops.UnsafeModuleError: `safe_mode` and the module holds an
       op that is not allowed.
   """
 
   def __init__(self, handle: Any, trainable: bool = False,
-               arguments: Optional[Mapping[str, Any]] = None, signature: Optional[str] = None,
-               output_key: Optional[str] = None, signature_outputs_as_dict: Optional[bool] = None,
-               output_shape: Optional[Sequence[Any]] = None,
+               arguments: Optional[Mapping[str, Any]] = None, _sentinel: Any = None,
+               tags: Optional[Any] = None, signature: Optional[str] = None,
+               signature_outputs_as_dict: Optional[bool] = None,
+               output_key: Optional[str] = None, output_shape: Optional[Any] = None,
                load_options: Optional[tf.saved_model.LoadOptions] = None,
-               safe_mode: bool = True, **kwargs):
+               force_keras_loading: bool = False, safe_mode: bool = True, **kwargs):
+    if _sentinel is not None:
+      raise UsageError("KerasLayer takes only handle, trainable and arguments positionally; "
+                       "pass the others by keyword.")
+    if force_keras_loading:
+      raise UsageError("force_keras_loading=True loads the module as a tf_keras model, which "
+                       "cannot be part of a Keras 3 model; use hub.KerasLayer in tf_keras.")
     super().__init__(trainable=trainable, **kwargs)
-    if signature and trainable:
-      raise UsageError(f"signature {signature!r} can only run in inference mode; use "
-                       "trainable=False, or drop `signature` to fine-tune through __call__.")
-    if signature_outputs_as_dict and output_key:
-      raise UsageError("pass either output_key or signature_outputs_as_dict, not both.")
+    # Keras 3 refuses non-tensor positional call arguments unless told; the
+    # module decides what its inputs may be (hub.KerasLayer passes them on).
+    self._allow_non_tensor_positional_args = True
+    if signature and (output_key is not None) == bool(signature_outputs_as_dict):
+      raise UsageError("When using a signature, either output_key or "
+                       "signature_outputs_as_dict=True should be set.")
+    if not signature and signature_outputs_as_dict:
+      raise UsageError("signature_outputs_as_dict is only valid if specifying a signature.")
     self._handle = handle
     self._arguments = dict(arguments or {})
     self._signature = signature
     self._output_key = output_key
     self._signature_outputs_as_dict = signature_outputs_as_dict
-    self._output_shape = output_shape
+    self._output_shape = None if output_shape is None else _to_shapes(output_shape)
     if isinstance(handle, (str, os.PathLike)):
-      self._module = cache.load(os.fspath(handle), safe_mode=safe_mode, options=load_options)
+      options = {"options": load_options} if load_options is not None else {}
+      self._module = cache.load(os.fspath(handle), safe_mode=safe_mode, tags=tags, **options)
     else:
+      if tags is not None or load_options is not None:
+        raise UsageError("Passing a callable handle is mutually exclusive with setting tags "
+                         "or load_options.")
       self._module = handle
     self._function = self._pick_function()
-    self._check_output_key()
     self._takes_training = signature is None and interface.takes_training(self._function)
+    for loss in self.regularization_losses:
+      if not callable(loss):
+        raise UsageError("KerasLayer(obj) expects obj.regularization_losses to be an iterable "
+                         "of callables, each returning a scalar loss term.")
     self._track_module_variables()
+    self._logged_zero_trainable = False
     self.built = True
 
   def _pick_function(self) -> Any:
-    if self._signature:
-      signatures = getattr(self._module, "signatures", {})
-      if self._signature not in signatures:
-        raise UsageError(f"the module has no signature {self._signature!r}; it has: "
-                         f"{', '.join(signatures) or 'none'}.")
-      return signatures[self._signature]
-    if not callable(getattr(self._module, "__call__", None)) or not hasattr(
-        self._module.__call__, "concrete_functions"):
-      raise UsageError("the module has no __call__ tf.function; pass signature=NAME to use "
-                       "one of its signatures (inference only).")
-    return self._module.__call__
-
-  def _check_output_key(self) -> None:
-    if self._output_key is None:
-      return
-    concrete = (self._function if self._signature
-                else self._function.concrete_functions[0])
-    outputs = concrete.structured_outputs
-    if not isinstance(outputs, Mapping) or self._output_key not in outputs:
-      keys = ", ".join(sorted(outputs)) if isinstance(outputs, Mapping) else "none (not a dict)"
-      raise UsageError(f"output_key {self._output_key!r} is not an output of the module; "
-                       f"its output keys: {keys}.")
+    if callable(self._module) and not self._signature:
+      return getattr(self._module, "__call__", self._module)
+    signatures = getattr(self._module, "signatures", None)
+    if signatures is None:
+      raise UsageError("Loaded object has no signatures." if self._signature else
+                       "Loaded object is not callable and has no signatures.")
+    if self._signature is None:
+      raise UsageError("Signature name has to be specified for non-callable saved models; "
+                       f"available signatures: {', '.join(signatures) or 'none'}.")
+    if self._signature not in signatures:
+      raise UsageError(f"Unknown signature {self._signature} in {self._handle} (available "
+                       f"signatures: {', '.join(signatures) or 'none'}).")
+    return signatures[self._signature]
 
   def _track_module_variables(self) -> None:
-    if self._signature:
-      variables = list(self._function.variables)
-      trainable_ids = set()
-    else:
-      variables = list(getattr(self._module, "variables", []))
-      trainable_ids = {id(v) for v in getattr(self._module, "trainable_variables", [])}
+    variables = list(getattr(self._module, "variables", None) or
+                     (self._function.variables if self._signature else []))
+    trainable_ids = {id(v) for v in getattr(self._module, "trainable_variables", [])}
     for variable in variables:
       # `initializer=<tf.Variable>` makes the Keras variable adopt that
       # tf.Variable as its storage: nothing is copied.
@@ -147,20 +191,35 @@ class KerasLayer(keras.layers.Layer):
     return self._module
 
   @property
+  def resolved_object(self) -> Any:
+    """The object `handle` resolved to in `__init__` (as in hub.KerasLayer)."""
+    return self._module
+
+  @property
   def regularization_losses(self) -> List[Any]:
-    """The module's regularization loss functions (empty for signatures)."""
-    if self._signature:
-      return []
-    return list(getattr(self._module, "regularization_losses", []))
+    """The module's regularization loss functions."""
+    return list(getattr(self._module, "regularization_losses", None) or [])
 
   def _get_own_losses(self) -> List[Any]:
     # Keras collects every layer's losses through this hook (model.losses,
-    # compute_loss), so the module's losses join the model's loss exactly
-    # while the layer is trainable, as hub.KerasLayer does.
+    # compute_loss). As in hub.KerasLayer, each module loss counts while the
+    # layer is trainable and is a constant 0 while it is frozen.
     losses = super()._get_own_losses()
-    if self.trainable:
-      losses.extend(loss() for loss in self.regularization_losses)
+    losses.extend(loss() if self.trainable else tf.constant(0.0)
+                  for loss in self.regularization_losses)
     return losses
+
+  def _check_trainability(self) -> None:
+    # Checked at call time, like hub.KerasLayer: `trainable` is a mutable
+    # public attribute.
+    if not self.trainable:
+      return
+    if self._signature:
+      raise UsageError("Setting KerasLayer.trainable = True is unsupported when calling a "
+                       "SavedModel signature.")
+    if not self.trainable_weights and not self._logged_zero_trainable:
+      logging.error("hubkit.KerasLayer is trainable but has zero trainable weights.")
+      self._logged_zero_trainable = True
 
   def _training_value(self, training: Any) -> Any:
     if not self.trainable or training is None:
@@ -168,47 +227,63 @@ class KerasLayer(keras.layers.Layer):
     return training
 
   def call(self, inputs, training=None):
+    self._check_trainability()
     if self._signature:
       outputs = self._run_signature(inputs)
     elif self._takes_training:
       training = self._training_value(training)
       if isinstance(training, bool):
-        outputs = self._function(inputs, training=training, **self._arguments)
+        outputs = self._module(inputs, training=training, **self._arguments)
       else:
         outputs = tf.cond(tf.cast(training, tf.bool),
-                          lambda: self._function(inputs, training=True, **self._arguments),
-                          lambda: self._function(inputs, training=False, **self._arguments))
+                          lambda: self._module(inputs, training=True, **self._arguments),
+                          lambda: self._module(inputs, training=False, **self._arguments))
     else:
-      outputs = self._function(inputs, **self._arguments)
+      outputs = self._module(inputs, **self._arguments)
     if self._output_key is not None:
-      return outputs[self._output_key]
+      if not isinstance(outputs, Mapping):
+        raise UsageError(f"Specifying `output_key` is forbidden if output type "
+                         f"{type(outputs).__name__} is not a dict.")
+      if self._output_key not in outputs:
+        raise UsageError(f"KerasLayer output does not contain the output key "
+                         f"{self._output_key} (available: {', '.join(outputs)}).")
+      outputs = outputs[self._output_key]
+    if self._output_shape is not None:
+      batch = tf.nest.flatten(inputs)[0].shape[:1]
+      tf.nest.map_structure(lambda t, s: t.set_shape(batch.concatenate(s)), outputs,
+                            self._output_shape)
     return outputs
 
   def _run_signature(self, inputs: Any) -> Any:
     if isinstance(inputs, Mapping):
-      outputs = self._function(**inputs, **self._arguments)
-    else:
-      names = list(self._function.structured_input_signature[1])
-      if len(names) != 1:
-        raise UsageError(f"signature {self._signature!r} takes inputs {', '.join(names)}; "
-                         "pass a dict with those keys.")
-      outputs = self._function(**{names[0]: inputs}, **self._arguments)
-    if self._output_key is None and not self._signature_outputs_as_dict:
-      if len(outputs) != 1:
-        raise UsageError(f"signature {self._signature!r} has outputs {', '.join(outputs)}; "
-                         "pass output_key=NAME or signature_outputs_as_dict=True.")
-      return next(iter(outputs.values()))
-    return outputs
+      return self._function(**inputs, **self._arguments)
+    names = list(self._function.structured_input_signature[1])
+    if len(names) != 1:
+      raise UsageError(f"signature {self._signature!r} takes inputs {', '.join(names)}; "
+                       "pass a dict with those keys.")
+    return self._function(**{names[0]: inputs}, **self._arguments)
+
+  def compute_output_shape(self, input_shape):
+    """The output shape: from `output_shape` when given, else by tracing the module."""
+    if self._output_shape is None:
+      symbolic = _map_shapes(lambda s: keras.KerasTensor(s, dtype=self.compute_dtype),
+                             input_shape)
+      return tf.nest.map_structure(lambda t: tuple(t.shape),
+                                   self.compute_output_spec(symbolic))
+    shapes = []
+    _map_shapes(shapes.append, input_shape)
+    batch = shapes[0][0] if shapes and shapes[0] else None
+    return tf.nest.map_structure(lambda s: (batch,) + tuple(s.as_list()), self._output_shape)
 
   def compute_output_spec(self, inputs, training=None):
     if self._output_shape is None:
-      return super().compute_output_spec(inputs, training=training)
+      # Keras would use compute_output_shape (defined above) instead of
+      # tracing; trace the module itself, as an undeclared shape requires.
+      return keras.Operation.compute_output_spec(self, inputs, training=training)
     batch = tf.nest.flatten(inputs)[0].shape[0]
-    shapes = self._output_shape
-    nested = isinstance(shapes[0], (list, tuple)) if shapes else False
-    specs = [keras.KerasTensor((batch,) + tuple(s), dtype=self.compute_dtype)
-             for s in (shapes if nested else [shapes])]
-    return specs if nested else specs[0]
+    return tf.nest.map_structure(
+        lambda s: keras.KerasTensor((batch,) + tuple(s.as_list()), dtype=self.compute_dtype),
+        self._output_shape)
 
   @classmethod
   def from_config(cls, config: Dict[str, Any], custom_objects: Any = None,
@@ -236,18 +311,34 @@ class KerasLayer(keras.layers.Layer):
     return cls(**config)
 
   def get_config(self) -> Dict[str, Any]:
+    """The layer's config; like hub.KerasLayer's, only for a string handle.
+
+    Raises:
+      NotImplementedError: the handle is an object, not a path or URL (so
+        that `tf.saved_model.save` falls back to not using the config).
+      ValueError: `arguments` or `output_shape` are not JSON-serialisable.
+    """
     if not isinstance(self._handle, (str, os.PathLike)):
-      raise UsageError("a KerasLayer built from a loaded object cannot be serialised; build "
-                       "it from a handle (a path) to save the model.")
+      raise NotImplementedError("Can only generate a valid config for "
+                                "`hubkit.KerasLayer(handle, ...)` that uses a string "
+                                f"`handle`; got {type(self._handle).__name__}.")
     config = super().get_config()
-    config.update({
-        "handle": os.fspath(self._handle),
-        "arguments": self._arguments,
-        "signature": self._signature,
-        "output_key": self._output_key,
-        "signature_outputs_as_dict": self._signature_outputs_as_dict,
-        "output_shape": self._output_shape,
-    })
+    config["handle"] = os.fspath(self._handle)
+    if self._output_shape is not None:
+      config["output_shape"] = tf.nest.map_structure(lambda s: list(s.as_list()),
+                                                     self._output_shape)
+    for key, value in self._arguments.items():
+      try:
+        json.dumps(value)
+      except TypeError:
+        raise UsageError(f"`KerasLayer(..., arguments)` contains a value that is not "
+                         f"JSON-serialisable under key {key!r}.") from None
+    if self._arguments:
+      config["arguments"] = self._arguments
+    for key, value in (("signature", self._signature), ("output_key", self._output_key),
+                       ("signature_outputs_as_dict", self._signature_outputs_as_dict)):
+      if value:
+        config[key] = value
     return config
 
   def export_module(self, export_dir: str, overwrite: bool = False) -> str:
