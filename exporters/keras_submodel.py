@@ -64,11 +64,24 @@ def _layer(model: Any, name: str, role: str) -> Any:
                      f"valid layer names: {names}.") from None
 
 
+def _model_inputs(model: Any) -> Any:
+  """The model's symbolic inputs in their own structure (tensor, list or dict).
+
+  A Keras 3 `Sequential` (also one loaded from `.keras`) has no `input` of
+  its own until it is called; its functional graph's `inputs` list does.
+  """
+  try:
+    return model.input
+  except (AttributeError, ValueError):
+    inputs = list(model.inputs)
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
 def _cut(model: Any, flavour: str, input_layer: Optional[str], output_layer: Optional[str]) -> Any:
   """Returns the functional piece between the two layers (inclusive)."""
   if not input_layer and not output_layer:
     return model
-  inputs = _layer(model, input_layer, "input_layer").input if input_layer else model.input
+  inputs = _layer(model, input_layer, "input_layer").input if input_layer else _model_inputs(model)
   outputs = _layer(model, output_layer, "output_layer").output if output_layer else model.output
   keras = sources._tf_keras() if flavour == "tf_keras" else sources._keras3()  # pylint: disable=protected-access
   try:
@@ -130,6 +143,33 @@ def _verify(export_dir: str, piece: Any, signature: Any, tolerance: float) -> Di
   return {"parity_max_abs_diff": diff, "outputs": metadata.spec_to_json(output_specs)}
 
 
+def _regularization_loss(penalty: Any) -> Any:
+  return tf.function(lambda: tf.cast(penalty(), tf.float32), input_signature=[])
+
+
+def _save_tf_keras_with_vocabularies(piece: Any, signature: Any, export_dir: str) -> None:
+  """Saves a tf_keras piece whose weights include vocabulary handlers.
+
+  tf_keras's own SavedModel lists a preprocessing layer's vocabulary handler
+  (TextVectorization, StringLookup, IntegerLookup) in `variables` as None,
+  which no consumer can load. Here the model is tracked whole (so its lookup
+  tables are saved) behind the interface, with only real variables listed.
+  """
+  obj = tf.train.Checkpoint()
+  obj.model = piece
+  obj.__call__ = tf.function(lambda inputs, training=False: piece(inputs, training=training))
+  for training in (True, False):
+    obj.__call__.get_concrete_function(signature, training=training)
+  obj.variables = [v for v in piece.variables if isinstance(v, tf.Variable)]
+  obj.trainable_variables = [v for v in piece.trainable_variables if isinstance(v, tf.Variable)]
+  obj.regularization_losses = [
+      _regularization_loss(penalty) for layer in piece._flatten_layers()  # pylint: disable=protected-access
+      for penalty in layer._callable_losses]  # pylint: disable=protected-access
+  for loss in obj.regularization_losses:
+    loss.get_concrete_function()
+  tf.saved_model.save(obj, export_dir)
+
+
 def export_keras_submodel(model: Any, export_dir: str, input_layer: Optional[str] = None,
                           output_layer: Optional[str] = None,
                           input_spec: Optional[Any] = None, weights: Optional[str] = None,
@@ -175,7 +215,9 @@ def export_keras_submodel(model: Any, export_dir: str, input_layer: Optional[str
                      "output_layer": output_layer, "lambda_layers": lambdas},
           "inputs": [metadata.spec_to_json(signature)]}
   with atomic_directory(export_dir, overwrite=overwrite) as tmp:
-    if flavour == "tf_keras":
+    if flavour == "tf_keras" and any(not isinstance(w, tf.Variable) for w in piece.weights):
+      _save_tf_keras_with_vocabularies(piece, signature, tmp)
+    elif flavour == "tf_keras":
       if not graph:
         piece(sample_inputs.make_inputs(signature), training=False)  # Builds the call spec.
       piece.save(tmp, save_format="tf", include_optimizer=False)
@@ -185,7 +227,9 @@ def export_keras_submodel(model: Any, export_dir: str, input_layer: Optional[str
       info.update(module.describe())
     info.update(_verify(tmp, piece, signature, tolerance))
     info.setdefault("num_trainable_variables", len(piece.trainable_weights))
-    info.setdefault("num_parameters", int(sum(np.prod(w.shape) for w in piece.weights)))
+    # Preprocessing layers track vocabularies through handlers without a shape.
+    info.setdefault("num_parameters", int(sum(np.prod(w.shape) for w in piece.weights
+                                              if hasattr(w, "shape"))))
     metadata.write_metadata(tmp, info)
   return os.path.abspath(export_dir)
 

@@ -207,3 +207,52 @@ def test_dict_and_list_inputs_keep_their_structure(lib, tmp_path):
     loaded = tf.saved_model.load(hubkit.export_keras_submodel(model, str(tmp_path / name)))
     np.testing.assert_allclose(loaded(inputs, training=False).numpy(),
                                np.asarray(model(inputs, training=False)), atol=1e-6)
+
+
+def _nested_backbone(lib):
+  """A small functional backbone used as one layer of a Sequential model."""
+  inner_in = lib.Input((16, 16, 3))
+  inner = lib.layers.Conv2D(4, 3, activation="relu")(inner_in)
+  inner = lib.layers.BatchNormalization()(inner)
+  backbone = lib.Model(inner_in, inner, name="backbone")
+  return lib.Sequential([lib.Input((16, 16, 3)), backbone,
+                         lib.layers.GlobalAveragePooling2D(name="pool"), lib.layers.Dense(3)])
+
+
+def _text_model(lib, layer):
+  strings = lib.Input((), dtype="string")
+  if layer == "TextVectorization":
+    vectorize = lib.layers.TextVectorization(max_tokens=20, output_sequence_length=4)
+    vectorize.adapt(["good film", "bad film", "a good plot"])
+    ids = vectorize(strings)
+  else:
+    ids = lib.layers.Reshape((1,))(lib.layers.StringLookup(
+        vocabulary=["good", "bad", "film"])(strings))
+  x = lib.layers.Embedding(20, 4, embeddings_regularizer=lib.regularizers.L2(0.01))(ids)
+  x = lib.layers.GlobalAveragePooling1D(name="pool")(x)
+  return lib.Model(strings, lib.layers.Dense(2)(x))
+
+
+REAL_MODELS = {
+    "keras3 Sequential with a nested backbone, from .keras": (keras, "nested", True),
+    "tf_keras Sequential with a nested backbone, in memory": (tf_keras, "nested", False),
+    "tf_keras TextVectorization": (tf_keras, "TextVectorization", False),
+    "tf_keras StringLookup": (tf_keras, "StringLookup", False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_MODELS))
+def test_models_people_really_have_export_and_conform(tmp_path, name):
+  lib, kind, from_file = REAL_MODELS[name]
+  model = _nested_backbone(lib) if kind == "nested" else _text_model(lib, kind)
+  source = model
+  if from_file:
+    source = str(tmp_path / "model.keras")
+    model.save(source)
+  export = hubkit.export_keras_submodel(source, str(tmp_path / "export"), output_layer="pool")
+  record = hubkit.read_metadata(export)
+  assert record["parity_max_abs_diff"] <= 1e-5
+  report = hubkit.check_module(export)
+  assert report.conforms, report.table()
+  assert report.result("consumer.hub_keras_layer").status == "pass"
+  assert report.result("consumer.keras3_layer").status == "pass"
