@@ -14,6 +14,29 @@ from typing import Iterator
 from hubkit.errors import UsageError
 
 
+def _umask() -> int:
+  """The process umask, read without changing it where the kernel says it."""
+  try:
+    with open("/proc/self/status", encoding="ascii") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except OSError:
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+def _as_if_created(path: str, is_dir: bool) -> None:
+  """Gives a temporary file or directory the mode a plain create would have.
+
+  mkstemp/mkdtemp create 0600/0700 entries; an export or archive must be
+  readable by whoever the user's umask allows (colleagues, a web server).
+  """
+  os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 def _check_target(path: str, overwrite: bool) -> None:
   if os.path.lexists(path) and not overwrite:
     raise UsageError(f"{path} already exists; choose another path or pass "
@@ -21,6 +44,25 @@ def _check_target(path: str, overwrite: bool) -> None:
   parent = os.path.dirname(os.path.abspath(path))
   if os.path.exists(parent) and not os.path.isdir(parent):
     raise UsageError(f"cannot write {path}: {parent} is not a directory.")
+
+
+def check_output_file(path: str) -> None:
+  """Refuses, before any work, an output file path that cannot be written.
+
+  Raises:
+    UsageError: `path` is a directory, its parent is a file, or the parent
+      (or its nearest existing ancestor) is not writable.
+  """
+  path = os.path.abspath(path)
+  if os.path.isdir(path):
+    raise UsageError(f"{path} is a directory; give a file path to write.")
+  ancestor = os.path.dirname(path)
+  while not os.path.exists(ancestor):
+    ancestor = os.path.dirname(ancestor)
+  if not os.path.isdir(ancestor):
+    raise UsageError(f"cannot write {path}: {ancestor} is not a directory.")
+  if not os.access(ancestor, os.W_OK):
+    raise UsageError(f"cannot write {path}: {ancestor} is not writable.")
 
 
 @contextlib.contextmanager
@@ -47,6 +89,7 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
                          dir=parent)
   try:
     yield tmp
+    _as_if_created(tmp, is_dir=True)
     if os.path.lexists(path):
       old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old",
                              dir=parent)
@@ -85,6 +128,7 @@ def atomic_file(path: str, mode: str = "wb",
       yield f
       f.flush()
       os.fsync(f.fileno())
+    _as_if_created(tmp, is_dir=False)
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):

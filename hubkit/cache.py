@@ -178,6 +178,9 @@ class ModuleCache:
   def __init__(self, cache_dir: Optional[str] = None, progress: Optional[bool] = None,
                stale_lock_seconds: float = STALE_LOCK_SECONDS):
     self.cache_dir = os.path.abspath(cache_dir or default_cache_dir())
+    if os.path.exists(self.cache_dir) and not os.path.isdir(self.cache_dir):
+      raise UsageError(f"the cache folder {self.cache_dir} is a file; set TFHUB_CACHE_DIR "
+                       "(or --cache_dir) to a folder.")
     self._progress = progress
     self._stale_lock_seconds = stale_lock_seconds
 

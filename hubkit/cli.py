@@ -106,6 +106,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     command, flag or path).
   """
   argv = list(sys.argv if argv is None else argv)
+  # --traceback (any command) shows where an unexpected failure happened.
+  show_traceback = "--traceback" in argv
+  argv = [a for a in argv if a != "--traceback"]
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
     print(_usage())
     return EXIT_OK if len(argv) >= 2 else EXIT_USAGE
@@ -145,6 +148,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     return _error(prefix, str(e), EXIT_FAILURE)
   except KeyboardInterrupt:
     return _error(prefix, "interrupted; nothing partial was left behind.", 130)
+  except OSError as e:
+    if show_traceback:
+      raise
+    # A path the user gave cannot be read or written (permissions, a file
+    # where a folder is needed, a full disk): bad input, named.
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    return _error(prefix, f"{e.strerror or e}{where}; check the path and its permissions.",
+                  EXIT_USAGE)
+  except Exception as e:  # pylint: disable=broad-except
+    if show_traceback:
+      raise
+    text = " ".join(str(e).split())[:300]
+    return _error(prefix, f"unexpected failure ({type(e).__name__}: {text}); rerun with "
+                  "--traceback to see where it happened.", EXIT_FAILURE)
 
 
 def run() -> None:

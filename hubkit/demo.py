@@ -33,7 +33,7 @@ from hubkit import checker
 from hubkit import datasets
 from hubkit import finetune as finetune_lib
 from hubkit import registry
-from hubkit.errors import HubkitError
+from hubkit.errors import HubkitError, UsageError
 from hubkit.atomic import atomic_directory
 
 FEATURE_LAYER = "features"
@@ -127,12 +127,32 @@ def _new_model(handle: str, trainable: bool) -> tf_keras.Model:
   ])
 
 
+_MARKER = ".hubkit-demo"
+
+
+def _claim_workdir(workdir: str) -> None:
+  """Makes `workdir` the demo's, refusing a folder that holds anything else.
+
+  The demo replaces its own sub-folders on a re-run; a marker file tells its
+  folder from one that holds the user's files, which it must never touch.
+  """
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UsageError(f"--workdir {workdir} is a file; pass a new or empty folder.")
+  if os.path.isdir(workdir) and os.listdir(workdir) and not os.path.isfile(
+      os.path.join(workdir, _MARKER)):
+    raise UsageError(f"--workdir {workdir} already holds files that hubkit demo did not "
+                     "write; pass a new or empty folder.")
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, _MARKER), "w", encoding="utf-8") as f:
+    f.write("written by hubkit demo; its sub-folders are replaced on every run\n")
+
+
 def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) -> DemoResult:
   """Runs the main job and returns what it wrote and measured.
 
   Args:
-    workdir: directory for everything the demo writes; its sub-directories
-      from an earlier run are replaced.
+    workdir: directory for everything the demo writes: new, empty, or one an
+      earlier run wrote (whose sub-directories are then replaced).
     epochs: training epochs for each stage.
     seed: seeds data shuffling and TensorFlow.
     verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
@@ -144,6 +164,7 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
   x, y, source = datasets.load_digits(seed)
   source_task, target_task = _split(x, y, range(0, 5)), _split(x, y, range(5, 10))
   workdir = os.path.abspath(workdir)
+  _claim_workdir(workdir)
   classifier_dir = os.path.join(workdir, "classifier")
   module_dir = os.path.join(workdir, "feature_extractor")
 

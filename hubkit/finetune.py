@@ -126,8 +126,8 @@ def load_data(path: str, label_column: str = "label") -> Tuple[np.ndarray, np.nd
                            f"{', '.join(data.files) or 'none'}; write it with np.savez(path, "
                            "x=features, y=labels).")
         return data["x"], data["y"]
-    except (OSError, ValueError) as e:
-      raise UsageError(f"cannot read {path} as .npz ({e}).") from e
+    except (OSError, ValueError, EOFError) as e:
+      raise UsageError(f"cannot read {path} as .npz ({e or 'it is empty'}).") from e
   if path.endswith(".csv"):
     with open(path, newline="", encoding="utf-8") as f:
       rows = list(csv.DictReader(f))

@@ -220,7 +220,11 @@ class RegistryServer(http.server.ThreadingHTTPServer):
     self._etags = {}
     self._lock = threading.Lock()
     self._slots = threading.BoundedSemaphore(max_connections)
-    super().__init__(address, _Handler)
+    try:
+      super().__init__(address, _Handler)
+    except OSError as e:
+      raise UsageError(f"cannot listen on {address[0]}:{address[1]} ({e.strerror or e}); "
+                       "choose another --host or --port.") from e
 
   def process_request(self, request, client_address):
     # Refused at once rather than queued: a flood of idle connections must

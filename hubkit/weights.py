@@ -59,9 +59,9 @@ def _listing(names) -> str:
 def _npz_source(path: str) -> Tuple[Dict[str, Callable[[], np.ndarray]], Dict[str, tuple]]:
   try:
     archive = np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise UsageError(f"cannot read {path} as an .npz file ({e}); write it with "
-                     "np.savez(path, **{name: array}).") from e
+  except (OSError, ValueError, EOFError) as e:
+    raise UsageError(f"cannot read {path} as an .npz file ({e or 'it is empty'}); write it "
+                     "with np.savez(path, **{name: array}).") from e
   if not isinstance(archive, np.lib.npyio.NpzFile):
     raise UsageError(f"{path} holds a single array, not named arrays; write it with "
                      "np.savez(path, **{name: array}).")

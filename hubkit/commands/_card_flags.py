@@ -24,6 +24,13 @@ def define(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_enum("license", None, card.LICENSES, "Card license.", flag_values=flag_values)
 
 
+def given(flag_values: flags.FlagValues) -> List[str]:
+  """The card flags set on the command line (to refuse them where no card is written)."""
+  names = ("description", "task", "fine_tunable", "format", "network_architecture",
+           "dataset", "language", "license")
+  return [f"--{name}" for name in names if flag_values[name].present]
+
+
 def fine_tunable(flag_values: flags.FlagValues) -> Optional[bool]:
   value = flag_values.fine_tunable
   return None if value is None else value == "true"

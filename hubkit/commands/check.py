@@ -13,8 +13,9 @@ from typing import List
 
 from absl import flags
 
-from hubkit.atomic import atomic_file
+from hubkit.atomic import atomic_file, check_output_file
 from hubkit.commands import _common
+from hubkit.errors import HubkitError, UsageError
 
 
 FLAGS = flags.FlagValues()
@@ -52,14 +53,21 @@ def _print_live(result, seconds: float) -> None:
 
 def main(args: List[str]) -> int:
   path = _common.one_positional("check", "module path", args)
+  if FLAGS.json:
+    check_output_file(FLAGS.json)
   from hubkit import checker  # pylint: disable=g-import-not-at-top
   # On a terminal, each rule is shown as it finishes instead of a minute of
   # silence; piped output (logs, CI) stays exactly the final table.
   live = _print_live if sys.stdout.isatty() else None
-  report = checker.check_module(path, reference=FLAGS.reference, inputs=FLAGS.inputs,
-                                tolerance=FLAGS.tolerance, allow_ops=FLAGS.allow_ops,
-                                unconfined=FLAGS.unconfined, timeout=FLAGS.timeout,
-                                on_result=live)
+  try:
+    report = checker.check_module(path, reference=FLAGS.reference, inputs=FLAGS.inputs,
+                                  tolerance=FLAGS.tolerance, allow_ops=FLAGS.allow_ops,
+                                  unconfined=FLAGS.unconfined, timeout=FLAGS.timeout,
+                                  on_result=live)
+  except HubkitError as e:
+    # The module could not be fetched (unreachable, 404, corrupt download):
+    # the check did not run, which is exit code 2, not a verdict.
+    raise UsageError(str(e)) from e
   print(report.table())
   if FLAGS.json:
     with atomic_file(FLAGS.json, "w") as f:

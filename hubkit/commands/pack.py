@@ -14,6 +14,7 @@ from absl import flags
 
 from hubkit.commands import _card_flags
 from hubkit.commands import _common
+from hubkit.errors import UsageError
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("output", None, "The archive to write (.tar.gz).", flag_values=FLAGS)
@@ -27,8 +28,18 @@ def main(args: List[str]) -> int:
   module_dir = _common.one_positional("pack", "module directory", args)
   (output,) = _common.required(FLAGS, "output")
   from hubkit import card, metadata, pack  # pylint: disable=g-import-not-at-top
+  if not FLAGS.handle and _card_flags.given(FLAGS):
+    raise UsageError(f"{', '.join(_card_flags.given(FLAGS))} describe the card, which is only "
+                     "written with --handle=publisher/name/version; add --handle or drop them.")
   if FLAGS.handle:
     card.parse_handle(FLAGS.handle)
+    folder = os.path.dirname(os.path.abspath(output))
+    stem = os.path.basename(output)[:-len(".tar.gz")] if output.endswith(".tar.gz") else None
+    existing = [p for p in (f"{stem}.md", "model-instance-metadata.json")
+                if stem and os.path.lexists(os.path.join(folder, p))]
+    if existing and not FLAGS.overwrite:
+      raise UsageError(f"{', '.join(existing)} already exist(s) beside {output}; pass "
+                       "--overwrite to replace them, or write the archive elsewhere.")
   path = pack.pack_module(module_dir, output, overwrite=FLAGS.overwrite)
   print(f"packed {module_dir} into {path} ({os.path.getsize(path):,} bytes, sha256 "
         f"{metadata.sha256_file(path)})")

@@ -1,0 +1,163 @@
+"""A sweep of bad inputs over every command, tried as a new user would.
+
+Each case must end with one line on stderr naming the problem, the
+documented exit code (2: bad input, 1: the job failed), no traceback, and
+nothing written or deleted in the folders the user owns.
+"""
+
+import os
+import socket
+
+import numpy as np
+import pytest
+
+from hubkit import cli
+from hubkit import modules
+from hubkit import registry
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+  base = tmp_path_factory.mktemp("bad_input")
+  module = modules.export_module("mul", str(base / "module"), config={"dim": 3})
+  (base / "empty.npz").write_bytes(b"")
+  (base / "garbage.npz").write_bytes(b"this is not a zip file")
+  (base / "garbage.json").write_text("{not json")
+  (base / "list.json").write_text("[1, 2]")
+  (base / "empty.csv").write_text("")
+  (base / "notes.txt").write_text("a text file")
+  np.savez(base / "wrong_keys.npz", a=np.ones(3))
+  np.savez(base / "nan.npz", x=np.full((8, 3), np.nan, np.float32), y=np.zeros(8))
+  (base / "occupied").mkdir()
+  (base / "occupied" / "precious.txt").write_text("keep me")
+  root = base / "root"
+  registry.publish_module(module, str(root), "me/mul/1")
+  return {"base": base, "module": module, "root": str(root)}
+
+
+def _snapshot(folder):
+  found = {}
+  for dirpath, dirnames, filenames in os.walk(folder):
+    for name in dirnames + filenames:
+      full = os.path.join(dirpath, name)
+      found[full] = None if os.path.isdir(full) else os.path.getsize(full)
+  return found
+
+
+def _cases(w):
+  b, m = str(w["base"]), w["module"]
+  return [
+      # check
+      (["check", f"{b}/missing"], 2, "does not exist"),
+      (["check", f"{b}/notes.txt"], 2, "not a .tar.gz"),
+      (["check", m, f"--json={b}"], 2, "is a directory"),
+      (["check", m, f"--json={b}/notes.txt/report.json"], 2, "is not a directory"),
+      (["check", m, f"--inputs={b}/garbage.npz"], 2, "garbage.npz"),
+      (["check", m, f"--reference={b}/missing.keras"], 2, "does not exist"),
+      (["check", "http://127.0.0.1:9/me/x/1"], 2, "cannot reach"),
+      (["check", m, "--tolerance=-1"], 2, "tolerance"),
+      (["check", m, "--no_such_flag"], 2, "no_such_flag"),
+      # export-module
+      (["export-module", "--module=nope", f"--export_dir={b}/out"], 2, "nope"),
+      (["export-module", "--module=mul", f"--export_dir={b}/occupied"], 2, "already exists"),
+      (["export-module", "--module=mul", f"--export_dir={b}/out", "--config={not json"], 2,
+       "config"),
+      (["export-module", "--module=mul", f"--export_dir={b}/out", f"--weights={b}/empty.npz"],
+       2, "empty.npz"),
+      (["export-module", "--module=mul", f"--export_dir={b}/out",
+        f"--name_map={b}/garbage.json"], 2, "name_map"),
+      # export-keras
+      (["export-keras", f"--model={b}/missing.keras", f"--export_dir={b}/out"], 2,
+       "does not exist"),
+      (["export-keras", f"--model={b}/notes.txt", f"--export_dir={b}/out"], 2, "notes.txt"),
+      # pack
+      (["pack", m, f"--output={b}/out.zip"], 2, ".tar.gz"),
+      (["pack", m, f"--output={b}/m.tar.gz", "--task=text-embedding"], 2, "--handle"),
+      (["pack", f"{b}/missing", f"--output={b}/m.tar.gz"], 2, "missing"),
+      # validate-card
+      (["validate-card", f"{b}/missing.md"], 2, "missing.md"),
+      # publish
+      (["publish", m, f"--root={b}/notes.txt", "--handle=me/x/1"], 2, "notes.txt"),
+      (["publish", m, f"--root={b}/r", "--handle=bad handle"], 2, "handle"),
+      # serve
+      (["serve", f"--root={b}/missing"], 2, "missing"),
+      (["serve", f"--root={w['root']}", "--host=256.1.1.1"], 2, "256.1.1.1"),
+      # cache
+      (["cache"], 2, "needs an action"),
+      (["cache", "rm", "not-cached"], 2, "not in the cache"),
+      (["cache", "ls", f"--cache_dir={b}/notes.txt"], 2, "notes.txt"),
+      # finetune
+      (["finetune", f"--module={m}", f"--data={b}/garbage.npz", "--head=classification:2",
+        f"--export_dir={b}/out"], 2, "garbage.npz"),
+      (["finetune", f"--module={m}", f"--data={b}/empty.csv", "--head=classification:2",
+        f"--export_dir={b}/out"], 2, "empty.csv"),
+      (["finetune", f"--module={m}", f"--data={b}/wrong_keys.npz", "--head=classification:2",
+        f"--export_dir={b}/out"], 2, "wrong_keys.npz"),
+      (["finetune", f"--module={m}", f"--data={b}/nan.npz", "--head=regression:1",
+        f"--export_dir={b}/out"], 2, "non-finite"),
+      (["finetune", f"--module={m}", f"--data={b}/nan.npz", "--head=softmax",
+        f"--export_dir={b}/out"], 2, "--head"),
+      # demo
+      (["demo", f"--workdir={b}/occupied"], 2, "did not write"),
+      # unknown command
+      (["frobnicate"], 2, "unknown command"),
+  ]
+
+
+def test_every_case_fails_cleanly(world, capsys):
+  failures = []
+  for args, code, needle in _cases(world):
+    before = _snapshot(world["base"])
+    got = cli.main(["hubkit"] + args)
+    captured = capsys.readouterr()
+    err_lines = [l for l in captured.err.splitlines() if l.strip()]
+    problems = []
+    if got != code:
+      problems.append(f"exit {got}, expected {code}")
+    if "Traceback" in captured.err + captured.out:
+      problems.append("printed a traceback")
+    if len(err_lines) != 1 or "error:" not in err_lines[0]:
+      problems.append(f"stderr is not one error line: {err_lines[-3:]}")
+    elif needle.lower() not in err_lines[0].lower():
+      problems.append(f"message does not name {needle!r}: {err_lines[0]}")
+    if _snapshot(world["base"]) != before:
+      problems.append("the folder changed")
+    if problems:
+      failures.append(f"hubkit {' '.join(args)}: {'; '.join(problems)}")
+  assert not failures, "\n".join(failures)
+  assert (world["base"] / "occupied" / "precious.txt").read_text() == "keep me"
+
+
+def test_serve_on_a_busy_port_is_one_line(world, capsys):
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    assert cli.main(["hubkit", "serve", f"--root={world['root']}", f"--port={port}"]) == 2
+  err = capsys.readouterr().err
+  assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and str(port) in err
+
+
+def test_outputs_get_the_users_umask(world, tmp_path):
+  old = os.umask(0o022)
+  try:
+    export = modules.export_module("mul", str(tmp_path / "shared"), config={"dim": 2})
+  finally:
+    os.umask(old)
+  assert os.stat(export).st_mode & 0o777 == 0o755
+  saved_model = os.path.join(export, "saved_model.pb")
+  assert os.stat(saved_model).st_mode & 0o044 == 0o044  # readable by group and others
+
+
+def test_unexpected_errors_are_one_line_unless_traceback_is_asked(world, capsys, monkeypatch):
+  from hubkit.commands import validate_card  # pylint: disable=g-import-not-at-top
+
+  def boom(args):
+    raise RuntimeError("something nobody expected")
+  monkeypatch.setattr(validate_card, "main", boom)
+  assert cli.main(["hubkit", "validate-card", "x.md"]) == 1
+  err = capsys.readouterr().err
+  assert "RuntimeError: something nobody expected" in err and "--traceback" in err
+  assert len(err.strip().splitlines()) == 1
+  with pytest.raises(RuntimeError):
+    cli.main(["hubkit", "validate-card", "x.md", "--traceback"])
