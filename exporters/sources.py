@@ -119,6 +119,10 @@ def load_keras_model(model: Any, weights: Optional[str] = None) -> Any:
     UsageError: the path does not exist, its format is unknown, or it cannot
       be loaded (the reason is named).
   """
+  if weights and not (isinstance(model, (str, os.PathLike)) and
+                      os.fspath(model).endswith(".json")):
+    raise UsageError("weights (--weights) apply only to a .json architecture; this model "
+                     "holds its own weights, so drop --weights.")
   if not isinstance(model, (str, os.PathLike)):
     flavour(model)
     return model

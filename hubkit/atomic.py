@@ -28,7 +28,7 @@ def _umask() -> int:
   return mask
 
 
-def _as_if_created(path: str, is_dir: bool) -> None:
+def as_if_created(path: str, is_dir: bool) -> None:
   """Gives a temporary file or directory the mode a plain create would have.
 
   mkstemp/mkdtemp create 0600/0700 entries; an export or archive must be
@@ -56,6 +56,16 @@ def check_output_file(path: str) -> None:
   path = os.path.abspath(path)
   if os.path.isdir(path):
     raise UsageError(f"{path} is a directory; give a file path to write.")
+  check_parent_writable(path)
+
+
+def check_parent_writable(path: str) -> None:
+  """Refuses, before any work, a path whose folder cannot be created or written.
+
+  Raises:
+    UsageError: the nearest existing ancestor is a file or is not writable.
+  """
+  path = os.path.abspath(path)
   ancestor = os.path.dirname(path)
   while not os.path.exists(ancestor):
     ancestor = os.path.dirname(ancestor)
@@ -89,7 +99,7 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
                          dir=parent)
   try:
     yield tmp
-    _as_if_created(tmp, is_dir=True)
+    as_if_created(tmp, is_dir=True)
     if os.path.lexists(path):
       old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old",
                              dir=parent)
@@ -128,7 +138,7 @@ def atomic_file(path: str, mode: str = "wb",
       yield f
       f.flush()
       os.fsync(f.fileno())
-    _as_if_created(tmp, is_dir=False)
+    as_if_created(tmp, is_dir=False)
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):

@@ -257,8 +257,19 @@ class ModuleCache:
 
   def _fetch(self, handle: str, fill, source: Optional[List[int]],
              scan: Optional[Callable[[str], None]]) -> str:
-    module_dir = self.path_for(handle)
+    created = not os.path.isdir(self.cache_dir)
     os.makedirs(self.cache_dir, exist_ok=True)
+    try:
+      return self._fetch_into_cache(handle, fill, source, scan)
+    except BaseException:
+      if created:  # a failed first fetch leaves no empty cache folder behind
+        with contextlib.suppress(OSError):
+          os.rmdir(self.cache_dir)
+      raise
+
+  def _fetch_into_cache(self, handle: str, fill, source: Optional[List[int]],
+                        scan: Optional[Callable[[str], None]]) -> str:
+    module_dir = self.path_for(handle)
     self._check_cache_dir()
     if not self.entry_problems(module_dir, source):
       if scan:

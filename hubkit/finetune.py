@@ -30,6 +30,7 @@ import tensorflow as tf
 from hubkit import cache
 from hubkit import interface
 from hubkit import reexport
+from hubkit.atomic import check_parent_writable
 from hubkit.errors import HubkitError, UsageError
 
 HEADS = ("classification", "regression")
@@ -339,6 +340,8 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
   for target in (export_dir, classifier_dir):
     if target and is_chief and os.path.exists(target) and not overwrite:
       raise UsageError(f"{target} already exists; choose another path or pass --overwrite.")
+    if target and is_chief:
+      check_parent_writable(target)  # before training, not after it
   distribution = _strategy(strategy)
   module_dir = cache.resolve(module, safe_mode=safe_mode, allow_ops=allow_ops)
   spec = _input_spec(module_dir)
@@ -403,11 +406,18 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
 
   exported = classifier = None
   if is_chief:
+    new_export = not os.path.exists(export_dir)
     exported = reexport.export_loaded_module(_module_object(layer), export_dir, info,
                                              overwrite=overwrite)
     if classifier_dir:
       import hubkit  # pylint: disable=g-import-not-at-top
-      classifier = hubkit.export_keras_submodel(model, classifier_dir, overwrite=overwrite)
+      try:
+        classifier = hubkit.export_keras_submodel(model, classifier_dir, overwrite=overwrite)
+      except BaseException:
+        # All or nothing: a rerun must not be refused for a half-done job.
+        if new_export:
+          shutil.rmtree(exported, ignore_errors=True)
+        raise
   else:
     scratch = tempfile.mkdtemp(prefix="hubkit_worker_export_")
     reexport.export_loaded_module(_module_object(layer), os.path.join(scratch, "module"), info)

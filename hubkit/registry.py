@@ -35,6 +35,7 @@ import urllib.parse
 from absl import logging
 
 from hubkit import card as card_lib
+from hubkit.atomic import as_if_created
 from hubkit import metadata
 from hubkit import pack
 from hubkit.errors import UsageError
@@ -76,8 +77,14 @@ def publish_module(module_dir: str, root: str, handle: str, description: Optiona
   """
   publisher, name, version = card_lib.parse_handle(handle)
   target = os.path.join(root, publisher, name, version)
+  # The folders made here are removed again if publishing is refused.
+  made, missing = [], os.path.dirname(os.path.abspath(target))
+  while not os.path.exists(missing):
+    made.append(missing)
+    missing = os.path.dirname(missing)
   os.makedirs(os.path.dirname(target), exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=os.path.dirname(target))
+  published = False
   try:
     archive = os.path.join(staging, ARCHIVE_NAME)
     pack.pack_module(module_dir, archive)
@@ -97,14 +104,22 @@ def publish_module(module_dir: str, root: str, handle: str, description: Optiona
     card_lib.write_card_files(staging, handle, summary, f"{handle}/{ARCHIVE_NAME}", record,
                               task=task, fine_tunable=fine_tunable, model_format=model_format,
                               extra=extra, card_name=CARD_NAME)
+    as_if_created(staging, is_dir=True)
     try:
       os.rename(staging, target)
     except OSError as e:
       raise UsageError(f"{handle} was published by someone else meanwhile ({e}); check it "
                        "with 'hubkit check'.") from e
+    published = True
     return existing
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+    if not published:
+      for folder in made:  # deepest first; stops at one that is not empty
+        try:
+          os.rmdir(folder)
+        except OSError:
+          break
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -161,3 +161,33 @@ def test_unexpected_errors_are_one_line_unless_traceback_is_asked(world, capsys,
   assert len(err.strip().splitlines()) == 1
   with pytest.raises(RuntimeError):
     cli.main(["hubkit", "validate-card", "x.md", "--traceback"])
+
+
+def test_refusals_leave_no_empty_folders(world, tmp_path, monkeypatch):
+  import hubkit  # pylint: disable=g-import-not-at-top
+  stray = tmp_path / "stray_module"
+  modules.export_module("mul", str(stray), config={"dim": 2})
+  (stray / "notes.txt").write_text("not allowed in a module")
+  root = tmp_path / "root"
+  with pytest.raises(hubkit.UsageError):
+    hubkit.publish_module(str(stray), str(root), "me/stray/1")
+  assert not root.exists()
+  monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+  with pytest.raises(hubkit.HubkitError):
+    hubkit.resolve("http://127.0.0.1:9/me/unreachable/1")
+  assert not (tmp_path / "cache").exists()
+  assert cli.main(["hubkit", "export-module", "--module=mul", f"--export_dir={tmp_path}/o",
+                   f"--name_map={tmp_path}/map.json"]) == 2
+  assert not (tmp_path / "o").exists()
+
+
+def test_finetune_output_paths_are_checked_before_training(world, tmp_path):
+  data = str(tmp_path / "d.npz")
+  np.savez(data, x=np.ones((8, 3), np.float32), y=np.arange(8) % 2)
+  blocker = tmp_path / "a_file"
+  blocker.write_text("x")
+  code = cli.main(["hubkit", "finetune", f"--module={world['module']}", f"--data={data}",
+                   "--head=classification:2", f"--export_dir={tmp_path}/out",
+                   f"--classifier_dir={blocker}/classifier"])
+  assert code == 2
+  assert not (tmp_path / "out").exists()
