@@ -198,7 +198,8 @@ class ReusableModule(tf.train.Checkpoint):
     """Returns the `serving_default` concrete function (inference mode).
 
     The first input signature is used. Inputs are named after their position
-    in the input nest; a tensor output is returned as {"output_0": tensor}.
+    in the input nest; a dict of tensors is returned as it is, any other
+    output structure flattened as {"output_0": ..., "output_1": ...}.
     """
     signature = self._hubkit_signatures[0]
     flat_specs = _named_flat_specs(signature)
@@ -207,7 +208,9 @@ class ReusableModule(tf.train.Checkpoint):
     def serve(*flat_inputs):
       outputs = self.__call__(tf.nest.pack_sequence_as(signature, list(flat_inputs)),
                               training=False)
-      return outputs if isinstance(outputs, Mapping) else {"output_0": outputs}
+      if isinstance(outputs, Mapping) and all(tf.is_tensor(v) for v in outputs.values()):
+        return outputs
+      return {f"output_{i}": t for i, t in enumerate(tf.nest.flatten(outputs))}
 
     return serve.get_concrete_function()
 

@@ -233,7 +233,61 @@ def _text_model(lib, layer):
   return lib.Model(strings, lib.layers.Dense(2)(x))
 
 
+def _rnn_with_masking(lib):
+  ids = lib.Input((None,), dtype="int32")
+  x = lib.layers.Embedding(30, 4, mask_zero=True)(ids)
+  return lib.Model(ids, lib.layers.Dense(2)(lib.layers.LSTM(5, name="pool")(x)))
+
+
+def _multi_output(lib):
+  inputs = lib.Input((6,))
+  hidden = lib.layers.Dense(5, activation="relu")(inputs)
+  return lib.Model(inputs, [lib.layers.Dense(2)(hidden), lib.layers.Dense(3)(hidden)])
+
+
+def _shared_layer(lib):
+  left, right = lib.Input((4,)), lib.Input((4,))
+  shared = lib.layers.Dense(3)
+  joined = lib.layers.Concatenate(name="pool")([shared(left), shared(right)])
+  return lib.Model([left, right], lib.layers.Dense(1)(joined))
+
+
+def _mixed_precision(lib):
+  lib.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    inputs = lib.Input((4,))
+    hidden = lib.layers.Dense(3, name="pool")(inputs)
+    return lib.Model(inputs, lib.layers.Dense(1, dtype="float32")(hidden))
+  finally:
+    lib.mixed_precision.set_global_policy("float32")
+
+
+@keras.saving.register_keras_serializable(package="hubkit_tests")
+class _Scale(keras.layers.Layer):
+  """A custom registered layer with a trainable weight."""
+
+  def build(self, input_shape):
+    self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+
+  def call(self, inputs):
+    return inputs * self.scale
+
+
+def _custom_layer(lib):
+  inputs = lib.Input((4,))
+  return lib.Model(inputs, lib.layers.Dense(2)(_Scale(name="pool")(inputs)))
+
+
+BUILDERS = {"nested": _nested_backbone, "rnn": _rnn_with_masking, "multi": _multi_output,
+            "shared": _shared_layer, "mixed": _mixed_precision, "custom": _custom_layer}
+
 REAL_MODELS = {
+    "tf_keras LSTM with masking": (tf_keras, "rnn", False),
+    "keras3 LSTM with masking": (keras, "rnn", False),
+    "keras3 two outputs": (keras, "multi", False),
+    "tf_keras shared layer on two inputs": (tf_keras, "shared", False),
+    "keras3 mixed precision": (keras, "mixed", False),
+    "keras3 custom registered layer, from .keras": (keras, "custom", True),
     "keras3 Sequential with a nested backbone, from .keras": (keras, "nested", True),
     "tf_keras Sequential with a nested backbone, in memory": (tf_keras, "nested", False),
     "tf_keras TextVectorization": (tf_keras, "TextVectorization", False),
@@ -244,12 +298,13 @@ REAL_MODELS = {
 @pytest.mark.parametrize("name", sorted(REAL_MODELS))
 def test_models_people_really_have_export_and_conform(tmp_path, name):
   lib, kind, from_file = REAL_MODELS[name]
-  model = _nested_backbone(lib) if kind == "nested" else _text_model(lib, kind)
+  model = BUILDERS[kind](lib) if kind in BUILDERS else _text_model(lib, kind)
   source = model
   if from_file:
     source = str(tmp_path / "model.keras")
     model.save(source)
-  export = hubkit.export_keras_submodel(source, str(tmp_path / "export"), output_layer="pool")
+  cut = "pool" if kind not in ("multi",) else None
+  export = hubkit.export_keras_submodel(source, str(tmp_path / "export"), output_layer=cut)
   record = hubkit.read_metadata(export)
   assert record["parity_max_abs_diff"] <= 1e-5
   report = hubkit.check_module(export)
