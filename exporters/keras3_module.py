@@ -50,6 +50,12 @@ class Keras3Module(ReusableModule):
     super().__init__(input_signatures=input_signatures)
     # Not tracked: saving walks the interface lists, not the Keras object graph.
     object.__setattr__(self, "_hubkit_model", model)
+    # Lookup tables (StringLookup, IntegerLookup, TextVectorization) are
+    # resources the traced call captures; saving needs them tracked here.
+    self.lookup_tables = [
+        value for layer in model._flatten_layers()  # pylint: disable=protected-access
+        for value in vars(layer).values()
+        if isinstance(value, tf.saved_model.experimental.TrackableResource)]
     trainable = {id(_tf_variable(w)) for w in model.trainable_weights}
     self.freeze(*[_tf_variable(w) for w in model.weights if id(_tf_variable(w)) not in trainable])
     for layer in model._flatten_layers():  # pylint: disable=protected-access

@@ -220,8 +220,10 @@ def _nested_backbone(lib):
 
 
 def _text_model(lib, layer):
-  strings = lib.Input((), dtype="string")
-  if layer == "TextVectorization":
+  strings = lib.Input((), dtype="int64" if layer == "IntegerLookup" else "string")
+  if layer == "IntegerLookup":
+    ids = lib.layers.Reshape((1,))(lib.layers.IntegerLookup(vocabulary=[3, 5, 7])(strings))
+  elif layer == "TextVectorization":
     vectorize = lib.layers.TextVectorization(max_tokens=20, output_sequence_length=4)
     vectorize.adapt(["good film", "bad film", "a good plot"])
     ids = vectorize(strings)
@@ -291,7 +293,9 @@ REAL_MODELS = {
     "keras3 Sequential with a nested backbone, from .keras": (keras, "nested", True),
     "tf_keras Sequential with a nested backbone, in memory": (tf_keras, "nested", False),
     "tf_keras TextVectorization": (tf_keras, "TextVectorization", False),
-    "tf_keras StringLookup": (tf_keras, "StringLookup", False),
+    "keras3 TextVectorization": (keras, "TextVectorization", False),
+    "keras3 StringLookup": (keras, "StringLookup", False),
+    "tf_keras IntegerLookup": (tf_keras, "IntegerLookup", False),
 }
 
 
