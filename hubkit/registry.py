@@ -26,6 +26,8 @@ import http.server
 import os
 import re
 import shutil
+import socket
+import sys
 import tempfile
 import threading
 import time
@@ -251,6 +253,15 @@ class RegistryServer(http.server.ThreadingHTTPServer):
       self.shutdown_request(request)
       return
     super().process_request(request, client_address)
+
+  def handle_error(self, request, client_address):
+    # A client that hangs up mid-download (a killed resolve, a timeout) is
+    # routine for a file server: log it, without a traceback on stderr.
+    error = sys.exc_info()[1]
+    if isinstance(error, (ConnectionError, TimeoutError, socket.timeout)):
+      logging.info("%s went away: %s", client_address[0], error)
+      return
+    logging.exception("request from %s failed", client_address[0])
 
   def process_request_thread(self, request, client_address):
     try:
