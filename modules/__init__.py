@@ -49,14 +49,39 @@ def build_module(name: str, **config: Any) -> ReusableModule:
     The module, ready to use or export.
 
   Raises:
-    UsageError: the name or a configuration key is unknown.
+    UsageError: the name or a configuration key is unknown, or a value has
+      the wrong type.
   """
   valid = config_keys(name)
   unknown = sorted(set(config) - set(valid))
   if unknown:
     raise UsageError(f"unknown config key(s) {', '.join(unknown)} for module {name!r}; "
                      f"valid keys: {', '.join(valid)}.")
-  return _module_class(name)(**config)
+  for key, value in config.items():
+    expected = _expected_type(valid[key])
+    if expected and not isinstance(value, expected):
+      raise UsageError(f"config key {key!r} of module {name!r} must be "
+                       f"{' or '.join(t.__name__ for t in expected)} (like its default "
+                       f"{valid[key]!r}), not {value!r}.")
+  try:
+    return _module_class(name)(**config)
+  except (TypeError, ValueError) as e:
+    raise UsageError(f"config {config} does not fit module {name!r}: {e}") from e
+
+
+def _expected_type(default: Any) -> tuple:
+  """The types a config value may have, judged by its default (() for any)."""
+  if isinstance(default, bool):
+    return (bool,)
+  if isinstance(default, int):
+    return (int,)
+  if isinstance(default, float):
+    return (int, float)
+  if isinstance(default, str):
+    return (str,)
+  if isinstance(default, (list, tuple)):
+    return (list, tuple)
+  return ()
 
 
 def export_module(name: str, export_dir: str, config: Optional[Mapping[str, Any]] = None,
