@@ -135,6 +135,17 @@ def _asset_file_defs(meta_graph) -> List:
   return assets
 
 
+def _closure(roots: Iterable[str], successors) -> Set[str]:
+  """Everything reachable from `roots` through `successors(item)`."""
+  seen, frontier = set(), list(roots)
+  while frontier:
+    item = frontier.pop()
+    if item not in seen:
+      seen.add(item)
+      frontier.extend(successors(item))
+  return seen
+
+
 def _called(node) -> Iterator[Tuple[str, str]]:
   """(attribute name, function name) of every function a node names."""
   for key, value in node.attr.items():
@@ -206,27 +217,16 @@ class _MetaGraphScan:
 
   # The saver: graph nodes the saver_def runs, and functions only they reach.
   def _reachable_functions(self, names: Iterable[str]) -> Set[str]:
-    seen, frontier = set(), [n for n in names if n in self.library]
-    while frontier:
-      name = frontier.pop()
-      if name in seen:
-        continue
-      seen.add(name)
-      for node in self.library[name].node_def:
-        frontier.extend(f for _, f in _called(node) if f in self.library)
-    return seen
+    return _closure([n for n in names if n in self.library], lambda name: [
+        f for node in self.library[name].node_def for _, f in _called(node)
+        if f in self.library])
 
   def _saver_scope(self) -> Tuple[Set[str], Set[str]]:
     saver = self.mg.saver_def
     roots = [_node_name(n) for n in (saver.save_tensor_name, saver.restore_op_name) if n]
-    nodes, frontier = set(), [r for r in roots if r in self.graph_nodes]
-    while frontier:
-      name = frontier.pop()
-      if name in nodes:
-        continue
-      nodes.add(name)
-      frontier.extend(_node_name(i) for i in self.graph_nodes[name].input
-                      if _node_name(i) in self.graph_nodes)
+    nodes = _closure([r for r in roots if r in self.graph_nodes], lambda name: [
+        _node_name(i) for i in self.graph_nodes[name].input
+        if _node_name(i) in self.graph_nodes])
     saver_calls = {f for n in nodes for _, f in _called(self.graph_nodes[n])}
     # A function also reachable from anything else (a consumer's call, an
     # initialiser, another graph node) does not get the saver's licence.
