@@ -26,6 +26,8 @@ def world(tmp_path_factory):
   (base / "list.json").write_text("[1, 2]")
   (base / "empty.csv").write_text("")
   (base / "notes.txt").write_text("a text file")
+  (base / "garbage.keras").write_bytes(b"not a keras zip")
+  np.savez(base / "wrong_shape.npz", inputs=np.ones((4, 7), np.float32))
   np.savez(base / "wrong_keys.npz", a=np.ones(3))
   np.savez(base / "nan.npz", x=np.full((8, 3), np.nan, np.float32), y=np.zeros(8))
   (base / "occupied").mkdir()
@@ -54,6 +56,8 @@ def _cases(w):
       (["check", m, f"--json={b}/notes.txt/report.json"], 2, "is not a directory"),
       (["check", m, f"--inputs={b}/garbage.npz"], 2, "garbage.npz"),
       (["check", m, f"--reference={b}/missing.keras"], 2, "does not exist"),
+      (["check", m, f"--reference={b}/garbage.keras"], 2, "garbage.keras"),
+      (["check", m, f"--inputs={b}/wrong_shape.npz"], 2, "has shape [4, 7]"),
       (["check", "http://127.0.0.1:9/me/x/1"], 2, "cannot reach"),
       (["check", m, "--tolerance=-1"], 2, "tolerance"),
       (["check", m, "--no_such_flag"], 2, "no_such_flag"),

@@ -170,8 +170,7 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
       results += skipped
     elif confined is None:
       ctx.figures["confinement"] = "none (--unconfined)"
-      if inputs:
-        _validate_inputs(ctx)
+      _validate_inputs(ctx)
       results += run_rules(ctx, dynamic, done, on_result)
     else:
       running, confined = confined, None
@@ -189,15 +188,17 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
 
 
 def _validate_inputs(ctx) -> None:
-  """Reads --inputs once, so that a bad file stops the check with its reason."""
-  if not ctx.load_error and hasattr(ctx.obj, "__call__"):
+  """Reads --inputs and --reference once, so that a bad file stops the check
+  with its reason (exit 2) instead of being blamed on the module."""
+  if ctx.inputs_file and not ctx.load_error and hasattr(ctx.obj, "__call__"):
     ctx.inputs  # pylint: disable=pointless-statement
+  if ctx.reference:
+    ctx.reference_model  # pylint: disable=pointless-statement
 
 
 def run_dynamic_rules(ctx, on_result: Callable[[CheckResult, float], None]) -> None:
   """Runs every dynamic rule on a `Context` (in the confined child process)."""
-  if ctx.inputs_file:
-    _validate_inputs(ctx)
+  _validate_inputs(ctx)
   every_rule = rules()
   done = {r.id: PASS for r in every_rule if r.static}
   run_rules(ctx, [r for r in every_rule if not r.static], done, on_result)

@@ -93,6 +93,28 @@ class Context:
       return inputs_lib.load_inputs(self.inputs_file, signature)
     return sample_inputs.make_inputs(signature, self.path)
 
+  @functools.cached_property
+  def reference_model(self) -> Any:
+    """The --reference (a Keras model, or a SavedModel without Keras metadata),
+    loaded once.
+
+    Raises:
+      UsageError: it cannot be loaded (a bad reference is the user's input,
+        not a defect of the module).
+    """
+    path = self.reference
+    try:
+      if (os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb"))
+          and not os.path.exists(os.path.join(path, "keras_metadata.pb"))):
+        return tf.saved_model.load(path)
+      from hubkit.exporters import sources  # pylint: disable=g-import-not-at-top
+      return sources.load_keras_model(path)
+    except UsageError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise UsageError(f"--reference {path} cannot be loaded ({first_line(e)}); pass the "
+                       "source Keras model or its export.") from e
+
   def has_assets(self) -> bool:
     return os.path.isdir(os.path.join(self.path, "assets")) and bool(
         os.listdir(os.path.join(self.path, "assets")))

@@ -1,6 +1,5 @@
 """behavior.* and lint.*: what the module computes."""
 
-import os
 from typing import Any, List
 
 import numpy as np
@@ -100,13 +99,10 @@ def check_training_mode(ctx: Context):
           + (f"; training updated {len(updated)} state variables" if updated else ""))
 
 
-def _reference_outputs(reference: str, inputs: Any) -> List[np.ndarray]:
-  if (os.path.isdir(reference) and os.path.exists(os.path.join(reference, "saved_model.pb"))
-      and not os.path.exists(os.path.join(reference, "keras_metadata.pb"))):
-    return float_outputs(interface.call(tf.saved_model.load(reference), inputs))
-  from hubkit.exporters import sources  # pylint: disable=g-import-not-at-top
-  model = sources.load_keras_model(reference)
-  return float_outputs(model(inputs, training=False))
+def _reference_outputs(reference: Any, inputs: Any) -> List[np.ndarray]:
+  if hasattr(reference, "layers"):  # a Keras model
+    return float_outputs(reference(inputs, training=False))
+  return float_outputs(interface.call(reference, inputs))
 
 
 @rule("behavior.parity", "Outputs match the reference",
@@ -116,7 +112,7 @@ def _reference_outputs(reference: str, inputs: Any) -> List[np.ndarray]:
 def check_parity(ctx: Context):
   if not ctx.reference:
     raise RuleSkipped("no --reference given")
-  expected = _reference_outputs(ctx.reference, ctx.inputs)
+  expected = _reference_outputs(ctx.reference_model, ctx.inputs)
   got = float_outputs(ctx.call(ctx.obj))
   if len(expected) != len(got) or any(a.shape != b.shape for a, b in zip(expected, got)):
     raise RuleFailed(f"output shapes differ: reference {[list(a.shape) for a in expected]}, "
