@@ -9,7 +9,7 @@ valid scope name`). This layer fills the gap with hub.KerasLayer's semantics.
 
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
 from absl import logging
 import keras

@@ -63,9 +63,13 @@ def write(module_dir: str, handle: str, archive_sha256: Optional[str],
                       "status": _status(os.lstat(full))}
   record = {"format": _FORMAT, "handle": handle, "archive_sha256": archive_sha256,
             "source": source, "files": files}
+  _save(module_dir, record)
+  return record
+
+
+def _save(module_dir: str, record: Dict[str, Any]) -> None:
   with atomic_file(path_for(module_dir), "w") as f:
     json.dump(record, f, indent=1, sort_keys=True)
-  return record
 
 
 def read(module_dir: str) -> Optional[Dict[str, Any]]:
@@ -132,6 +136,5 @@ def problems(module_dir: str, deep: bool = False) -> List[str]:
     elif current != entry.get("status"):
       entry["status"], refreshed = current, True
   if refreshed and not found:
-    with atomic_file(path_for(module_dir), "w") as f:
-      json.dump(record, f, indent=1, sort_keys=True)
+    _save(module_dir, record)
   return found

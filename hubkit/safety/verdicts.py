@@ -7,23 +7,15 @@ kept under the digest of those: a second load of the same module re-hashes
 one small file and scans nothing.
 """
 
-import hashlib
 import os
 import threading
 from typing import Dict, Sequence, Tuple
 
+from hubkit import metadata
 from hubkit.safety import ops
 
 _VERDICTS: Dict[Tuple[str, str, Tuple[str, ...]], str] = {}
 _LOCK = threading.Lock()
-
-
-def _digest(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
 
 
 def ensure_safe(module_dir: str, allow_ops: Sequence[str] = ()) -> None:
@@ -37,7 +29,7 @@ def ensure_safe(module_dir: str, allow_ops: Sequence[str] = ()) -> None:
     ops.UnsafeModuleError: the module holds an op that is not allowed (the
       message names it, where it sits and the fix), or does not parse.
   """
-  key = (_digest(ops.saved_model_proto_path(module_dir)), ops.allow_list_digest(),
+  key = (metadata.sha256_file(ops.saved_model_proto_path(module_dir)), ops.allow_list_digest(),
          tuple(sorted(set(allow_ops))))
   with _LOCK:
     verdict = _VERDICTS.get(key)
