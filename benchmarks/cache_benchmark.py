@@ -38,11 +38,11 @@ _PROBE = """
 import json, os, resource, sys, time
 library, url = sys.argv[1], sys.argv[2]
 if library == "hubkit":
-  from hubkit import cache
+  from hubkit import resolver
   from hubkit.safety import ops
   ops.parse  # the op scan reads TensorFlow's protos: import them before timing, as hub does
   import tensorflow
-  resolve = cache.resolve
+  resolve = resolver.resolve
 else:
   import tensorflow_hub as hub
   resolve = hub.resolve

@@ -12,7 +12,7 @@ of trainable variables. A failed check leaves nothing at `export_dir`.
 """
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 import warnings
 
 from absl import logging
@@ -116,8 +116,13 @@ def _warn_lambda_layers(piece: Any) -> List[str]:
   return names
 
 
-def _verify(export_dir: str, piece: Any, signature: Any, tolerance: float) -> Dict[str, Any]:
-  """Reloads the export and compares it with the in-memory piece."""
+def _verify(export_dir: str, piece: Any, signature: Any,
+            tolerance: float) -> Tuple[Dict[str, Any], Any]:
+  """Reloads the export and compares it with the in-memory piece.
+
+  Returns:
+    ({"parity_max_abs_diff": ...}, the loaded export).
+  """
   loaded = tf.saved_model.load(export_dir)
   expected_trainable = len(piece.trainable_weights)
   if len(loaded.trainable_variables) != expected_trainable:
@@ -128,7 +133,7 @@ def _verify(export_dir: str, piece: Any, signature: Any, tolerance: float) -> Di
     inputs = sample_inputs.make_inputs(signature)
   except UsageError as e:
     logging.warning("parity not checked: %s", e)
-    return {"parity_max_abs_diff": None, "outputs": None}
+    return {"parity_max_abs_diff": None}, loaded
   outputs = piece(inputs, training=False)
   expected = tf.nest.flatten(outputs)
   got = tf.nest.flatten(loaded(inputs, training=False))
@@ -138,9 +143,7 @@ def _verify(export_dir: str, piece: Any, signature: Any, tolerance: float) -> Di
     raise HubkitError(f"the export's outputs differ from the source piece by {diff:.3g} "
                       f"(tolerance {tolerance:g}); the piece may depend on Python state "
                       "that cannot be saved.")
-  output_specs = tf.nest.map_structure(
-      lambda t: tf.TensorSpec([None] + list(t.shape[1:]), tf.as_dtype(t.dtype)), outputs)
-  return {"parity_max_abs_diff": diff, "outputs": metadata.spec_to_json(output_specs)}
+  return {"parity_max_abs_diff": diff}, loaded
 
 
 def _regularization_loss(penalty: Any) -> Any:
@@ -206,14 +209,13 @@ def export_keras_submodel(model: Any, export_dir: str, input_layer: Optional[str
                      "export it whole (omit input_layer/output_layer).")
   if not graph and input_spec is None:
     raise UsageError(f"{model.name} is a subclassed model, so its input shape is unknown; "
-                     "pass input_spec (--input_spec=float32:[None,64]).")
+                     "pass `input_spec`=float32:[None,64].")
   piece = _cut(model, flavour, input_layer, output_layer)
   signature = _input_signature(piece, input_spec)
   lambdas = _warn_lambda_layers(piece)
   info = {"source": {"kind": "keras", "flavour": flavour, "path": source_path,
                      "model": model.name, "input_layer": input_layer,
-                     "output_layer": output_layer, "lambda_layers": lambdas},
-          "inputs": [metadata.spec_to_json(signature)]}
+                     "output_layer": output_layer, "lambda_layers": lambdas}}
   with atomic_directory(export_dir, overwrite=overwrite) as tmp:
     if flavour == "tf_keras" and any(not isinstance(w, tf.Variable) for w in piece.weights):
       _save_tf_keras_with_vocabularies(piece, signature, tmp)
@@ -222,22 +224,8 @@ def export_keras_submodel(model: Any, export_dir: str, input_layer: Optional[str
         piece(sample_inputs.make_inputs(signature), training=False)  # Builds the call spec.
       piece.save(tmp, save_format="tf", include_optimizer=False)
     else:
-      module = Keras3Module(piece, [signature])
-      module.save_saved_model(tmp)
-      info.update(module.describe())
-    info.update(_verify(tmp, piece, signature, tolerance))
-    info.setdefault("num_trainable_variables", len(piece.trainable_weights))
-    # Preprocessing layers track vocabularies through handlers without a shape.
-    info.setdefault("num_parameters", int(sum(np.prod(w.shape) for w in piece.weights
-                                              if hasattr(w, "shape"))))
-    metadata.write_metadata(tmp, info)
+      Keras3Module(piece, [signature]).save_saved_model(tmp)
+    parity, loaded = _verify(tmp, piece, signature, tolerance)
+    info.update(parity)
+    metadata.write_metadata(tmp, info, module=loaded)
   return os.path.abspath(export_dir)
-
-
-def export_summary(export_dir: str) -> str:
-  """One line describing an export made by `export_keras_submodel`."""
-  record = metadata.read_metadata(export_dir) or {}
-  diff = record.get("parity_max_abs_diff")
-  return (f"exported to {export_dir}: {record.get('num_parameters', 0):,} parameters, "
-          f"{record.get('num_trainable_variables', 0)} trainable variables, parity max abs "
-          f"diff {'n/a' if diff is None else f'{diff:.2e}'}")

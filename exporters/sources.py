@@ -16,7 +16,7 @@ from typing import Any, Optional
 from hubkit.errors import UsageError
 
 SUPPORTED = ("an in-memory tf_keras or Keras 3 model", "a tf_keras SavedModel directory",
-             "an .h5 file", "a Keras 3 .keras file", "a .json config with --weights")
+             "an .h5 file", "a Keras 3 .keras file", "a .json config with `weights`")
 
 
 def _keras3():
@@ -121,8 +121,8 @@ def load_keras_model(model: Any, weights: Optional[str] = None) -> Any:
   """
   if weights and not (isinstance(model, (str, os.PathLike)) and
                       os.fspath(model).endswith(".json")):
-    raise UsageError("weights (--weights) apply only to a .json architecture; this model "
-                     "holds its own weights, so drop --weights.")
+    raise UsageError("`weights` apply only to a .json architecture; this model "
+                     "holds its own weights, so drop `weights`.")
   if not isinstance(model, (str, os.PathLike)):
     flavour(model)
     return model

@@ -7,7 +7,7 @@ Public names are imported lazily so that `import hubkit` (and the CLI's
 import importlib
 from typing import Any
 
-from hubkit.errors import HubkitError, UsageError
+from hubkit.errors import ArchiveError, FetchError, HubkitError, NotFoundError, UsageError
 from hubkit.version import __version__
 
 # public name -> module that defines it
@@ -22,20 +22,24 @@ _PUBLIC = {
     "load_keras_model": "hubkit.exporters.sources",
     "KerasLayer": "hubkit.keras_layer",
     "check_module": "hubkit.checker",
+    "module_info": "hubkit.info",
     "pack_module": "hubkit.pack",
     "validate_card": "hubkit.card",
-    "publish_module": "hubkit.registry",
-    "serve": "hubkit.registry",
-    "serving": "hubkit.registry",
-    "resolve": "hubkit.cache",
-    "load": "hubkit.cache",
+    "publish_module": "hubkit.hosting",
+    "serve": "hubkit.hosting",
+    "serving": "hubkit.hosting",
+    "resolve": "hubkit.resolver",
+    "load": "hubkit.resolver",
     "ModuleCache": "hubkit.cache",
     "finetune": "hubkit.finetune",
     "export_loaded_module": "hubkit.reexport",
     "Report": "hubkit.checker",
 }
 
-__all__ = sorted(["HubkitError", "UsageError", "__version__", *_PUBLIC])
+__all__ = [  # noqa: PLE0604 (_PUBLIC holds strings)
+    "ArchiveError", "FetchError", "HubkitError", "NotFoundError", "UsageError", "__version__",
+    *sorted(_PUBLIC),
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -5,10 +5,6 @@ from typing import Any, Callable, Dict, Hashable, Iterable, Tuple
 
 import tensorflow as tf
 
-# Attributes that only list variables owned elsewhere; paths through them
-# are the least stable names a variable has.
-INTERFACE_LISTS = ("variables", "trainable_variables", "regularization_losses")
-
 
 def all_paths(children_of: Callable[[Any], Iterable[Tuple[str, Any, Hashable]]],
               root: Any) -> Dict[str, Any]:

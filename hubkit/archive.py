@@ -1,4 +1,5 @@
-"""Safe extraction of module archives (`.tar.gz` whose root is the SavedModel root).
+"""Safe extraction of module archives (a tar, usually gzip-compressed, whose
+root is the SavedModel root; plain tar is read too, as tensorflow_hub does).
 
 An archive comes from someone else's machine, so every entry is checked
 before anything is written: no absolute paths, no `..`, no symbolic or hard
@@ -11,6 +12,7 @@ at the end of the disk).
 
 import contextlib
 import dataclasses
+import functools
 import gzip
 import hashlib
 import os
@@ -22,7 +24,7 @@ from typing import Any, BinaryIO, Callable, Dict, List, Optional
 import zlib
 
 from hubkit import layout
-from hubkit.errors import UsageError
+from hubkit.errors import ArchiveError, HubkitError, UsageError
 
 _CHUNK = 1 << 20
 # The compression-ratio limit applies only past this size: small files
@@ -140,8 +142,8 @@ def extract_module_archive(archive: str, target_dir: str,
                            digests: Optional[Dict[str, str]] = None) -> List[str]:
   """Extracts a module archive into an existing, empty directory.
 
-  The archive is read as a stream (tar mode "r|gz"), so it may come straight
-  from a network response.
+  The archive is read as a stream (tar mode "r|*": gzip-compressed or plain,
+  as tensorflow_hub accepts), so it may come straight from a network response.
 
   Args:
     archive: path of the `.tar.gz` file, or its name (URL) when `fileobj`
@@ -159,9 +161,12 @@ def extract_module_archive(archive: str, target_dir: str,
     The relative paths of the files written.
 
   Raises:
-    UsageError: the archive is unreadable, truncated, not gzip/tar, holds an
-      unsafe or non-allow-listed entry, exceeds a limit, or has no
-      saved_model.pb. The caller removes `target_dir`.
+    ArchiveError: the archive is unreadable, truncated or not a tar (an
+      OSError, as hub raises; also a UsageError).
+    UsageError: it holds an unsafe or non-allow-listed entry, exceeds a
+      limit, or has no saved_model.pb.
+    FetchError: reading `fileobj` broke off (raised by the stream).
+    The caller removes `target_dir`.
   """
   limits = limits or ExtractLimits.from_env()
   written, entries, total = [], 0, 0
@@ -169,7 +174,7 @@ def extract_module_archive(archive: str, target_dir: str,
     with contextlib.ExitStack() as stack:
       raw = fileobj if fileobj is not None else stack.enter_context(open(archive, "rb"))
       counter = _CountingReader(raw)
-      tar = stack.enter_context(tarfile.open(None, mode="r|gz", fileobj=counter))
+      tar = stack.enter_context(tarfile.open(None, mode="r|*", fileobj=counter))
       for member in tar:
         entries += 1
         if entries > limits.max_entries:
@@ -189,7 +194,7 @@ def extract_module_archive(archive: str, target_dir: str,
         source = tar.extractfile(member)
         digest = hashlib.sha256() if digests is not None else None
         with source, open(destination, "xb") as out:
-          for chunk in iter(lambda: source.read(_CHUNK), b""):
+          for chunk in iter(functools.partial(source.read, _CHUNK), b""):
             total += len(chunk)
             if total > limits.max_bytes:
               raise _over_limit(archive, f"it expands to more than {limits.max_bytes} bytes",
@@ -206,14 +211,16 @@ def extract_module_archive(archive: str, target_dir: str,
         if digest:
           digests[relpath] = digest.hexdigest()
         written.append(relpath)
+  except HubkitError:
+    raise
   except FileExistsError as e:
     raise _refuse(archive, os.path.relpath(e.filename, target_dir), "appears twice") from e
   except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-    raise UsageError(f"{archive} is not a complete .tar.gz module archive ({e}); download it "
-                     "again or re-pack it with 'hubkit pack'.") from e
+    raise ArchiveError(f"{archive} does not appear to be a valid module archive ({e}); "
+                       "download it again or re-pack it with 'hubkit pack'.") from e
   except OSError as e:
-    raise UsageError(f"cannot extract {archive}: {e.strerror or e} ({e.filename}); check the "
-                     "path and free disk space.") from e
+    raise ArchiveError(f"cannot extract {archive}: {e.strerror or e} ({e.filename}); check "
+                       "the path and free disk space.") from e
   if "saved_model.pb" not in written:
     raise UsageError(f"{archive} has no saved_model.pb at its root; the archive root must be "
                      "the SavedModel directory (tar -czf m.tar.gz -C module_dir .).")

@@ -23,6 +23,7 @@ TASKS = ("audio-embedding", "audio-event-classification", "audio-speech-to-text"
          "video-classification", "video-generation", "feature-vector", "other")
 LICENSES = ("Apache-2.0", "MIT", "BSD-2-Clause", "BSD-3-Clause", "CC-BY-4.0", "CC-BY-SA-4.0",
             "CC0-1.0", "GPL-3.0", "custom")
+KAGGLE_METADATA_NAME = "model-instance-metadata.json"
 REQUIRED = ("asset-path", "task", "fine-tunable", "format")
 REPEATABLE = ("task", "dataset", "language", "network-architecture")
 OPTIONAL = ("network-architecture", "dataset", "language", "license", "colab")
@@ -43,6 +44,12 @@ def parse_handle(handle: str) -> Tuple[str, str, str]:
                      "digits, '-' or '_' and a positive integer version, e.g. "
                      "hubkit/digits-features/1.")
   return match.group(1), match.group(2), match.group(3)
+
+
+def default_description(record: Optional[Mapping[str, Any]]) -> str:
+  """A card's one-line description made from a module's hubkit.json."""
+  kind = ((record or {}).get("source") or {}).get("kind", "a model")
+  return f"A Reusable SavedModel exported by hubkit from {kind}."
 
 
 def guess_task(record: Optional[Mapping[str, Any]]) -> str:
@@ -202,7 +209,7 @@ def write_card_files(directory: str, handle: str, description: str, asset_path: 
   with atomic_file(card_path, "w") as f:
     f.write(text)
   extra = extra or {}
-  kaggle_path = os.path.join(directory, "model-instance-metadata.json")
+  kaggle_path = os.path.join(directory, KAGGLE_METADATA_NAME)
   with atomic_file(kaggle_path, "w") as f:
     json.dump(kaggle_metadata(handle, description, fine_tunable,
                               next(iter(extra.get("license", [])), None),

@@ -1,13 +1,15 @@
 """The `hubkit` command line: one sub-command per job.
 
 Each sub-command lives in `hubkit/commands/<name>.py`, defines its absl flags
-on its own `FLAGS = flags.FlagValues()` and a `main(args) -> int` that calls
-one public library function. This file only dispatches, parses flags and turns
+on its own `FLAGS = flags.FlagValues()`, a `main(args) -> int` that calls
+one public library function, and optionally `logical_cpus()` (the CPU
+devices TensorFlow needs for it). This file only dispatches, parses flags and turns
 expected errors into one-line messages with a non-zero exit code.
 """
 
 import importlib
 import os
+import re
 import sys
 from typing import List, Optional
 
@@ -26,6 +28,7 @@ COMMANDS = {
     "export-module": ("export_module", "Export a module from the hubkit module library by name."),
     "export-keras": ("export_keras", "Cut a piece out of a Keras model and export it as a Reusable SavedModel."),
     "check": ("check", "Check that a module loads, behaves and fine-tunes as the interface promises."),
+    "info": ("info", "Show a module's inputs, outputs, variables, signatures, provenance and last check."),
     "pack": ("pack", "Pack a module into a deterministic hosting-protocol .tar.gz with its card."),
     "validate-card": ("validate_card", "Validate a tfhub.dev markdown card."),
     "publish": ("publish", "Pack and publish a module into a local registry root."),
@@ -95,6 +98,22 @@ def _error(prefix: str, message: str, code: int) -> int:
   return code
 
 
+def _as_flags(message: str, command) -> str:
+  """Names a command's flags where the library named Python arguments.
+
+  Library errors speak to Python callers, writing an argument as `name` (or
+  `name`=VALUE); on the command line the same words become --name, through
+  the command's FLAG_FOR_ARGUMENT where a flag is named differently.
+  """
+  names = set(command.FLAGS)
+  renamed = getattr(command, "FLAG_FOR_ARGUMENT", {})
+
+  def flag(match: "re.Match") -> str:
+    name = renamed.get(match.group(1), match.group(1))
+    return f"--{name}" if name in names else match.group(0)
+  return re.sub(r"`(\w+)`", flag, message)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   """Runs one hubkit command and returns its exit code.
 
@@ -136,16 +155,17 @@ def main(argv: Optional[List[str]] = None) -> int:
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_hide_library_info)
-  logical_cpus = getattr(command, "LOGICAL_CPUS", 1)
-  logical_cpus = logical_cpus() if callable(logical_cpus) else logical_cpus
+  # A command may define logical_cpus() -> Optional[int] (None: do not
+  # start TensorFlow here); the default is one device, untouched.
+  logical_cpus = getattr(command, "logical_cpus", lambda: 1)()
   if logical_cpus is not None:
     start_tensorflow(logical_cpus)
   try:
     return command.main(args)
   except UsageError as e:
-    return _error(prefix, str(e), EXIT_USAGE)
+    return _error(prefix, _as_flags(str(e), command), EXIT_USAGE)
   except HubkitError as e:
-    return _error(prefix, str(e), EXIT_FAILURE)
+    return _error(prefix, _as_flags(str(e), command), EXIT_FAILURE)
   except KeyboardInterrupt:
     return _error(prefix, "interrupted; nothing partial was left behind.", 130)
   except OSError as e:

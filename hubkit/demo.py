@@ -28,11 +28,11 @@ import tensorflow_hub as hub
 import tf_keras
 
 import hubkit
-from hubkit import cache
+from hubkit import resolver
 from hubkit import checker
 from hubkit import datasets
 from hubkit import finetune as finetune_lib
-from hubkit import registry
+from hubkit import hosting
 from hubkit.errors import HubkitError, UsageError
 from hubkit.atomic import atomic_directory
 
@@ -137,10 +137,10 @@ def _claim_workdir(workdir: str) -> None:
   folder from one that holds the user's files, which it must never touch.
   """
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UsageError(f"--workdir {workdir} is a file; pass a new or empty folder.")
+    raise UsageError(f"`workdir` {workdir} is a file; pass a new or empty folder.")
   if os.path.isdir(workdir) and os.listdir(workdir) and not os.path.isfile(
       os.path.join(workdir, _MARKER)):
-    raise UsageError(f"--workdir {workdir} already holds files that hubkit demo did not "
+    raise UsageError(f"`workdir` {workdir} already holds files that hubkit demo did not "
                      "write; pass a new or empty folder.")
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, _MARKER), "w", encoding="utf-8") as f:
@@ -189,13 +189,13 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
   cache_dir = os.path.join(workdir, "tfhub_cache")
   for folder in (registry_root, cache_dir):
     shutil.rmtree(folder, ignore_errors=True)
-  archive = registry.publish_module(module_dir, registry_root, HANDLE,
+  archive = hosting.publish_module(module_dir, registry_root, HANDLE,
                                     description="Digit features learnt on digits 0-4.",
                                     extra={"dataset": ["digits"]})
-  with registry.serving(registry_root) as server, _cache_env(cache_dir):
+  with hosting.serving(registry_root) as server, _cache_env(cache_dir):
     url = f"{server.url}/{HANDLE}"
     logging.info("4/5 loading %s into a fresh cache and reusing it on digits 5-9", url)
-    cached = cache.resolve(url)
+    cached = resolver.resolve(url)
     frozen_accuracy = _fit(_new_model(url, trainable=False), target_task, epochs, 1e-2, verbose)
     finetuned_accuracy = _fit(_new_model(url, trainable=True), target_task, epochs, 3e-3,
                               verbose)

@@ -27,7 +27,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from hubkit import cache
+from hubkit import resolver
 from hubkit import interface
 from hubkit import reexport
 from hubkit.atomic import check_parent_writable
@@ -71,7 +71,7 @@ def parse_head(head: str) -> Tuple[str, int]:
   """
   kind, _, size = (head or "").partition(":")
   if kind not in HEADS or not size.isdigit() or int(size) < (2 if kind == "classification" else 1):
-    raise UsageError(f"--head={head!r} must be classification:N (N >= 2 classes) or "
+    raise UsageError(f"`head`={head!r} must be classification:N (N >= 2 classes) or "
                      "regression:N (N >= 1 outputs), e.g. classification:10.")
   return kind, int(size)
 
@@ -101,7 +101,7 @@ def _input_spec(module_dir: str) -> tf.TensorSpec:
   unseeded = _unseeded_random_ops(obj)
   if unseeded:
     logging.warning("the module draws random numbers without a seed (%s): runs with the same "
-                    "--seed will differ slightly; export its dropout with a fixed seed for "
+                    "`seed` will differ slightly; export its dropout with a fixed seed for "
                     "bit-reproducible fine-tuning", ", ".join(unseeded[:3]))
   inputs = interface.call_traces(obj.__call__)[0].inputs
   if tf.nest.is_nested(inputs):
@@ -117,7 +117,7 @@ def load_data(path: str, label_column: str = "label") -> Tuple[np.ndarray, np.nd
     UsageError: missing file, unknown format, or missing arrays/columns.
   """
   if not os.path.isfile(path):
-    raise UsageError(f"--data file {path} does not exist.")
+    raise UsageError(f"`data` file {path} does not exist.")
   if path.endswith(".npz"):
     try:
       with np.load(path, allow_pickle=False) as data:
@@ -135,7 +135,7 @@ def load_data(path: str, label_column: str = "label") -> Tuple[np.ndarray, np.nd
     if not rows or label_column not in rows[0]:
       columns = ", ".join(rows[0]) if rows else "none"
       raise UsageError(f"{path} has no column {label_column!r} (columns: {columns}); name the "
-                       "label column with --label_column.")
+                       "label column with `label_column`.")
     features = [c for c in rows[0] if c != label_column]
     y = np.array([r[label_column] for r in rows])
     cells = np.array([[r[c] for c in features] for r in rows], dtype=object)
@@ -147,7 +147,7 @@ def load_data(path: str, label_column: str = "label") -> Tuple[np.ndarray, np.nd
                          "take one text column besides the label.") from None
       x = cells[:, 0].astype(str).astype(object)
     return x, y
-  raise UsageError(f"--data {path} must be an .npz (x, y) or a .csv file.")
+  raise UsageError(f"`data` {path} must be an .npz (x, y) or a .csv file.")
 
 
 def _check_fit(x: np.ndarray, y: np.ndarray, spec: tf.TensorSpec, kind: str,
@@ -201,10 +201,10 @@ def _strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy()
   if name == "multi_worker":
     if "TF_CONFIG" not in os.environ:
-      raise UsageError("--strategy=multi_worker needs TF_CONFIG describing the cluster and "
+      raise UsageError("`strategy`=multi_worker needs TF_CONFIG describing the cluster and "
                        "this worker (see the README's multi-machine section).")
     return tf.distribute.MultiWorkerMirroredStrategy()
-  raise UsageError(f"--strategy={name} is not one of {', '.join(STRATEGIES)}.")
+  raise UsageError(f"`strategy`={name} is not one of {', '.join(STRATEGIES)}.")
 
 
 def _cluster_task() -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -320,30 +320,30 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
   """
   kind, size = parse_head(head)
   if keras_version not in ("2", "3"):
-    raise UsageError(f"--keras={keras_version} must be 3 (hubkit.KerasLayer) or 2 "
+    raise UsageError(f"`keras_version`={keras_version} must be 3 (hubkit.KerasLayer) or 2 "
                      "(tf_keras + hub.KerasLayer).")
   if strategy == "multi_worker" and keras_version == "3":
     # Keras 3.15's trainer fails across processes ("Attempt to convert a
     # value (PerReplica...) to a Tensor"), even for a plain Dense model.
     raise UsageError("Keras 3 cannot yet train under MultiWorkerMirroredStrategy across "
-                     "processes; pass --keras=2 (tf_keras + hub.KerasLayer) for multi-worker "
+                     "processes; pass `keras_version`=2 (tf_keras + hub.KerasLayer) for multi-worker "
                      "runs.")
   if learning_rate_schedule not in ("constant", "cosine"):
-    raise UsageError("--learning_rate_schedule must be constant or cosine.")
+    raise UsageError("`learning_rate_schedule` must be constant or cosine.")
   if not 0.0 < validation_split < 1.0:
-    raise UsageError("--validation_split must be between 0 and 1.")
+    raise UsageError("`validation_split` must be between 0 and 1.")
   if tensorboard_dir:
     if importlib.util.find_spec("tensorboard") is None:
-      raise UsageError("--tensorboard_dir needs TensorBoard, which TensorFlow 2.21 no longer "
+      raise UsageError("`tensorboard_dir` needs TensorBoard, which TensorFlow 2.21 no longer "
                        "installs: pip install 'hubkit[tensorboard]'.")
   is_chief = _is_chief()
   for target in (export_dir, classifier_dir):
     if target and is_chief and os.path.exists(target) and not overwrite:
-      raise UsageError(f"{target} already exists; choose another path or pass --overwrite.")
+      raise UsageError(f"{target} already exists; choose another path or pass `overwrite`.")
     if target and is_chief:
       check_parent_writable(target)  # before training, not after it
   distribution = _strategy(strategy)
-  module_dir = cache.resolve(module, safe_mode=safe_mode, allow_ops=allow_ops)
+  module_dir = resolver.resolve(module, safe_mode=safe_mode, allow_ops=allow_ops)
   spec = _input_spec(module_dir)
   x, y = _check_fit(*load_data(data, label_column), spec, kind, size)
   order = np.random.default_rng(seed).permutation(len(x))
@@ -397,7 +397,7 @@ def finetune(module: str, data: str, head: str, export_dir: str, epochs: int = 1
   losses = history.history.get("loss", [])
   if not np.all(np.isfinite(losses)):
     raise HubkitError(f"the training loss became {losses[-1]} in epoch {len(losses)}; nothing "
-                      "was exported. Lower --learning_rate or check the data for extreme "
+                      "was exported. Lower `learning_rate` or check the data for extreme "
                       "values.")
   results = model.evaluate(_dataset(validation, batch_size), verbose=0, return_dict=True)
   final = {f"val_{k}": float(v) for k, v in results.items()}

@@ -1,4 +1,9 @@
-"""Reading a loaded module's `__call__` the way the interface defines it.
+"""Reading a module the way the Reusable SavedModel interface defines it.
+
+This is the one place that knows the interface: the attribute names, how
+`__call__`'s traces are told apart, and what `describe` records about a
+module (inputs, outputs, the `training` argument, variables, regularization
+losses, signatures) in `hubkit.json` and shows in `hubkit info`.
 
 The Reusable SavedModel interface makes `training` optional: a module without
 training-specific behaviour may trace `__call__(inputs)` alone (the TF Hub
@@ -6,13 +11,18 @@ guide's `MyMulModel` does), and a module may take other arguments after
 `inputs` (hyper-parameters such as `a` or `return_dict`). Like
 `hub.KerasLayer`, hubkit decides by the parameter's *name* whether a trace
 takes `training`, never by its position. The checker, `hubkit.KerasLayer`,
-the fine-tuner and the re-exporter all read traces through this module.
+the fine-tuner, the re-exporter and the exporters all read modules through
+this file. TensorFlow is imported only by the functions that need it.
 """
 
 import dataclasses
 from typing import Any, Dict, List, Optional
 
 TRAINING = "training"
+# What a Reusable SavedModel exposes besides `__call__` (docs/reusable_saved_models.md).
+LISTS = ("variables", "trainable_variables", "regularization_losses")
+VARIABLE_LISTS = LISTS[:2]
+ATTRIBUTES = ("__call__", *LISTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +47,15 @@ def _parameter_names(concrete: Any, positional: int) -> List[str]:
   return [f"arg{i}" for i in range(positional)]
 
 
+def concrete_functions(function: Any) -> List[Any]:
+  """The concrete traces of a restored or live `tf.function`, in trace order."""
+  restored = getattr(function, "concrete_functions", None)
+  if restored is not None:
+    return list(restored)
+  live = getattr(function, "_list_all_concrete_functions", None)  # pylint: disable=protected-access
+  return list(live()) if live else []
+
+
 def call_traces(function: Any) -> List[CallTrace]:
   """The traces of a `tf.function` (usually `obj.__call__`), by parameter name.
 
@@ -47,7 +66,7 @@ def call_traces(function: Any) -> List[CallTrace]:
     One CallTrace per concrete function, in trace order.
   """
   traces = []
-  for concrete in getattr(function, "concrete_functions", []):
+  for concrete in concrete_functions(function):
     args, kwargs = concrete.structured_input_signature
     named = dict(zip(_parameter_names(concrete, len(args)), args))
     named.update(kwargs)
@@ -107,3 +126,129 @@ def call(function: Any, inputs: Any, training: bool = False, **arguments: Any) -
   if takes_training(target):
     arguments[TRAINING] = training
   return function(inputs, **arguments)
+
+
+def concrete_for(function: Any, training: Optional[bool]) -> Any:
+  """The first concrete trace made with this `training` value (None: the
+  traces without a `training` argument), or None when there is none."""
+  for concrete, trace in zip(concrete_functions(function), call_traces(function)):
+    if trace.training is training:
+      return concrete
+  return None
+
+
+def output_specs(function: Any) -> Any:
+  """The nest of `tf.TensorSpec`s the first inference trace returns (None if
+  there is no trace)."""
+  functions = concrete_functions(function)
+  chosen = concrete_for(function, False) or concrete_for(function, None)
+  chosen = chosen or (functions[0] if functions else None)
+  if chosen is None:
+    return None
+  return _as_specs(chosen.structured_outputs)
+
+
+def _distinct_inputs(function: Any) -> List[Any]:
+  seen, result = set(), []
+  for trace in call_traces(function):
+    key = repr(trace.inputs)
+    if key not in seen:
+      seen.add(key)
+      result.append(trace.inputs)
+  return result
+
+
+def _variable_bytes(variables: List[Any]) -> int:
+  return int(sum((v.shape.num_elements() or 0) * v.dtype.size for v in variables))
+
+
+def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
+  """What a module offers, JSON-ready: the record `hubkit.json` keeps.
+
+  Args:
+    obj: a loaded (`tf.saved_model.load`) or live Reusable SavedModel object.
+    module_dir: its SavedModel folder, if written; signatures are then read
+      from the file (a live object does not carry the ones given at save
+      time) and the ops beyond core TensorFlow are listed.
+
+  Returns:
+    inputs (one spec nest per distinct traced input signature), outputs,
+    takes_training, required_arguments, num_variables,
+    num_trainable_variables, num_parameters, variable_bytes,
+    num_regularization_losses, signatures (name -> inputs / outputs) and,
+    with `module_dir`, custom_ops (op types core TensorFlow does not define).
+  """
+  from hubkit import metadata  # pylint: disable=g-import-not-at-top
+  variables = list(getattr(obj, "variables", []) or [])
+  trainable = list(getattr(obj, "trainable_variables", []) or [])
+  function = getattr(obj, "__call__", None)
+  record: Dict[str, Any] = {"inputs": None, "outputs": None, "takes_training": None,
+                            "required_arguments": []}
+  if function is not None and concrete_functions(function):
+    record.update(
+        inputs=[metadata.spec_to_json(s) for s in _distinct_inputs(function)],
+        outputs=metadata.spec_to_json(output_specs(function)),
+        takes_training=takes_training(function),
+        required_arguments=sorted(required_arguments(function)))
+  record.update(
+      num_variables=len(variables),
+      num_trainable_variables=len(trainable),
+      num_parameters=int(sum(v.shape.num_elements() or 0 for v in variables)),
+      variable_bytes=_variable_bytes(variables),
+      num_regularization_losses=len(getattr(obj, "regularization_losses", []) or []))
+  if module_dir is None:
+    record["signatures"] = _signatures(obj)
+  else:
+    proto = _saved_model_proto(module_dir)
+    record["signatures"] = saved_signatures(proto)
+    record["custom_ops"] = custom_ops(proto)
+  return record
+
+
+def _saved_model_proto(module_dir: str) -> Any:
+  from hubkit.safety import ops  # pylint: disable=g-import-not-at-top
+  return ops.parse(module_dir)
+
+
+def saved_signatures(proto: Any) -> Dict[str, Any]:
+  """name -> {"inputs", "outputs"} ({key: {dtype, shape}}) of a SavedModel
+  proto's serving signatures (the first MetaGraph, as the loader reads)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def tensors(infos) -> Dict[str, Any]:
+    return {key: {"dtype": tf.as_dtype(info.dtype).name,
+                  "shape": (None if info.tensor_shape.unknown_rank
+                            else [d.size if d.size >= 0 else None for d in info.tensor_shape.dim])}
+            for key, info in sorted(infos.items())}
+  signature_defs = proto.meta_graphs[0].signature_def
+  return {name: {"inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
+          for name, sig in sorted(signature_defs.items()) if not name.startswith("__")}
+
+
+def custom_ops(proto: Any) -> List[str]:
+  """Op types the SavedModel uses that core TensorFlow does not register
+  (e.g. tensorflow_text's); a consumer needs the package that defines them."""
+  from tensorflow.python.framework import op_def_registry  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+  used = set()
+  for meta_graph in proto.meta_graphs:
+    used.update(node.op for node in meta_graph.graph_def.node)
+    for function in meta_graph.graph_def.library.function:
+      used.update(node.op for node in function.node_def)
+    library = {f.signature.name for f in meta_graph.graph_def.library.function}
+    used -= library
+  return sorted(op for op in used if op_def_registry.get(op) is None)
+
+
+def _signatures(obj: Any) -> Dict[str, Any]:
+  from hubkit import metadata  # pylint: disable=g-import-not-at-top
+  result = {}
+  for name, concrete in sorted(dict(getattr(obj, "signatures", {}) or {}).items()):
+    _, kwargs = concrete.structured_input_signature
+    result[name] = {"inputs": metadata.spec_to_json(kwargs),
+                    "outputs": metadata.spec_to_json(_as_specs(concrete.structured_outputs))}
+  return result
+
+
+def _as_specs(structure: Any) -> Any:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), structure)

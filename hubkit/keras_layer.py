@@ -15,7 +15,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from hubkit import cache
+from hubkit import resolver
 from hubkit import interface
 from hubkit import reexport
 from hubkit.errors import UsageError
@@ -143,7 +143,7 @@ class KerasLayer(keras.layers.Layer):
     self._output_shape = None if output_shape is None else _to_shapes(output_shape)
     if isinstance(handle, (str, os.PathLike)):
       options = {"options": load_options} if load_options is not None else {}
-      self._module = cache.load(os.fspath(handle), safe_mode=safe_mode, tags=tags, **options)
+      self._module = resolver.load(os.fspath(handle), safe_mode=safe_mode, tags=tags, **options)
     else:
       if tags is not None or load_options is not None:
         raise UsageError("Passing a callable handle is mutually exclusive with setting tags "

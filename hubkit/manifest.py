@@ -136,5 +136,10 @@ def problems(module_dir: str, deep: bool = False) -> List[str]:
     elif current != entry.get("status"):
       entry["status"], refreshed = current, True
   if refreshed and not found:
-    _save(module_dir, record)
+    # Best effort: a read-only shared cache stays usable, it just rehashes
+    # the changed files on every hit.
+    try:
+      _save(module_dir, record)
+    except OSError:
+      pass
   return found

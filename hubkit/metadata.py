@@ -50,18 +50,29 @@ def _keras_versions() -> Dict[str, Optional[str]]:
   return versions
 
 
-def write_metadata(export_dir: str, info: Mapping[str, Any]) -> Dict[str, Any]:
+def write_metadata(export_dir: str, info: Mapping[str, Any],
+                   module: Optional[Any] = None) -> Dict[str, Any]:
   """Writes ``assets.extra/hubkit.json`` into a finished SavedModel directory.
+
+  The one writer of the record: every exporter, the re-exporter and the
+  fine-tuner call it, so every module records the same keys. The interface
+  part (inputs, outputs, takes_training, variables, regularization losses,
+  signatures) comes from `hubkit.interface.describe`; `info` adds what only
+  the caller knows (source and provenance, parity, metrics).
 
   Args:
     export_dir: the SavedModel root; all its files must already be written.
-    info: export-specific fields (source, inputs, outputs, ...), merged into
-      the record.
+    info: caller-specific fields, merged over the interface description.
+    module: the live or loaded module to describe; when None the SavedModel
+      in `export_dir` is loaded to read it.
 
   Returns:
     The record written, including the sha256 of every other file.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from hubkit import interface  # pylint: disable=g-import-not-at-top
+  if module is None:
+    module = tf.saved_model.load(export_dir)
   record = {
       "format_version": FORMAT_VERSION,
       "hubkit_version": __version__,
@@ -69,6 +80,7 @@ def write_metadata(export_dir: str, info: Mapping[str, Any]) -> Dict[str, Any]:
       **{f"{k}_version": v for k, v in _keras_versions().items()},
       "python_version": platform.python_version(),
   }
+  record.update(interface.describe(module, export_dir))
   record.update(info)
   record["files"] = {
       rel: sha256_file(os.path.join(export_dir, rel))
@@ -101,3 +113,17 @@ def read_metadata(export_dir: str) -> Optional[Dict[str, Any]]:
     raise UsageError(f"{path} is not a hubkit metadata object; re-export the module or "
                      "delete the file.")
   return record
+
+
+def export_summary(export_dir: str) -> str:
+  """One line describing an export from its hubkit.json (what the export
+  commands print)."""
+  record = read_metadata(export_dir) or {}
+  line = (f"exported to {export_dir}: {record.get('num_parameters', 0):,} parameters, "
+          f"{record.get('num_variables', 0)} variables "
+          f"({record.get('num_trainable_variables', 0)} trainable), "
+          f"{record.get('num_regularization_losses', 0)} regularization losses")
+  if "parity_max_abs_diff" in record:
+    diff = record["parity_max_abs_diff"]
+    line += f", parity max abs diff {'n/a' if diff is None else f'{diff:.2e}'}"
+  return line

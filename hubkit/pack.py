@@ -10,9 +10,10 @@ same bytes, so an archive's sha256 identifies its content.
 import gzip
 import os
 import tarfile
-from typing import BinaryIO, List
+from typing import BinaryIO, List, Mapping, Optional, Sequence, Tuple
 
 from hubkit import layout
+from hubkit import metadata
 from hubkit.atomic import atomic_file
 from hubkit.errors import UsageError
 from hubkit.progress import Progress
@@ -101,8 +102,52 @@ def pack_module(module_dir: str, output: str, overwrite: bool = False) -> str:
       that fails layout.saved_model.
   """
   if not output.endswith(".tar.gz"):
-    raise UsageError(f"--output {output} must end in .tar.gz (the hosting protocol's format).")
+    raise UsageError(f"`output` {output} must end in .tar.gz (the hosting protocol's format).")
   check_layout(module_dir)
   with atomic_file(output, "wb", overwrite=overwrite) as f:
     write_archive(module_dir, f)
   return os.path.abspath(output)
+
+
+def pack_with_card(module_dir: str, output: str, handle: str, description: Optional[str] = None,
+                   task: Optional[str] = None, fine_tunable: Optional[bool] = None,
+                   model_format: str = "saved_model_2",
+                   extra: Optional[Mapping[str, Sequence[str]]] = None,
+                   overwrite: bool = False) -> Tuple[str, str, str]:
+  """Packs a module and writes its tfhub.dev card and Kaggle metadata beside it.
+
+  The card is `<archive stem>.md`, next to `model-instance-metadata.json`.
+
+  Args:
+    module_dir: the SavedModel directory.
+    output: the archive to write (.tar.gz).
+    handle: publisher/name/version for the card.
+    description: the card's one-line description (default: made from the
+      module's hubkit.json).
+    task, fine_tunable, model_format, extra: card metadata (see
+      `hubkit.card.render_card`).
+    overwrite: replace an existing archive and card.
+
+  Returns:
+    (archive, card, Kaggle metadata) paths.
+
+  Raises:
+    UsageError: a bad handle, an existing card without `overwrite`, or as
+      `pack_module`.
+  """
+  from hubkit import card  # pylint: disable=g-import-not-at-top
+  card.parse_handle(handle)
+  folder = os.path.dirname(os.path.abspath(output))
+  stem = os.path.basename(output)[:-len(".tar.gz")] if output.endswith(".tar.gz") else None
+  existing = [p for p in (f"{stem}.md", card.KAGGLE_METADATA_NAME)
+              if stem and os.path.lexists(os.path.join(folder, p))]
+  if existing and not overwrite:
+    raise UsageError(f"{', '.join(existing)} already exist(s) beside {output}; pass "
+                     "`overwrite` to replace them, or write the archive elsewhere.")
+  path = pack_module(module_dir, output, overwrite=overwrite)
+  record = metadata.read_metadata(module_dir)
+  card_path, kaggle_path = card.write_card_files(
+      folder, handle, description or card.default_description(record), os.path.basename(path),
+      record, task=task, fine_tunable=fine_tunable, model_format=model_format, extra=extra,
+      card_name=f"{stem}.md")
+  return path, card_path, kaggle_path

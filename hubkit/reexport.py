@@ -29,12 +29,5 @@ def export_loaded_module(obj: Any, export_dir: str, info: Mapping[str, Any],
   """
   with atomic_directory(export_dir, overwrite=overwrite) as tmp:
     tf.saved_model.save(obj, tmp, signatures=dict(getattr(obj, "signatures", {})) or None)
-    metadata.write_metadata(tmp, {
-        **info,
-        "num_variables": len(getattr(obj, "variables", [])),
-        "num_trainable_variables": len(getattr(obj, "trainable_variables", [])),
-        "num_regularization_losses": len(getattr(obj, "regularization_losses", [])),
-        "num_parameters": int(sum(v.shape.num_elements() or 0
-                                  for v in getattr(obj, "variables", []))),
-    })
+    metadata.write_metadata(tmp, info, module=obj)
   return os.path.abspath(export_dir)

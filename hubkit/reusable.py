@@ -9,18 +9,19 @@ from one `call()` the author writes.
 """
 
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
 from hubkit import _trackables
+from hubkit import interface
 from hubkit import metadata
 from hubkit.atomic import atomic_directory
 from hubkit.errors import UsageError
 
 # Attributes the interface requires on the saved object. They are plain
 # tracked lists (so tf.saved_model.save writes them), created on first use.
-_LAZY_ATTRIBUTES = ("variables", "trainable_variables", "regularization_losses")
+_LAZY_ATTRIBUTES = interface.LISTS
 
 
 def nest_paths(structure: Any, prefix: tuple = ()) -> List[tuple]:
@@ -214,21 +215,6 @@ class ReusableModule(tf.train.Checkpoint):
 
     return serve.get_concrete_function()
 
-  def describe(self) -> Dict[str, Any]:
-    """Returns the JSON-ready description written to hubkit.json."""
-    self.build()
-    outputs = self.__call__.get_concrete_function(
-        self._hubkit_signatures[0], training=False).structured_outputs
-    return {
-        "inputs": [metadata.spec_to_json(s) for s in self._hubkit_signatures],
-        "outputs": metadata.spec_to_json(
-            tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), outputs)),
-        "num_variables": len(self.variables),
-        "num_trainable_variables": len(self.trainable_variables),
-        "num_regularization_losses": len(self.regularization_losses),
-        "num_parameters": int(sum(v.shape.num_elements() for v in self.variables)),
-    }
-
   def export(self, export_dir: str, overwrite: bool = False,
              source: Optional[Mapping[str, Any]] = None) -> str:
     """Saves the module as a Reusable SavedModel with hubkit metadata.
@@ -251,10 +237,9 @@ class ReusableModule(tf.train.Checkpoint):
     self.build()
     info = {"source": dict(source or {"kind": "reusable_module",
                                       "class": f"{type(self).__module__}.{type(self).__qualname__}"})}
-    info.update(self.describe())
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
       self.save_saved_model(tmp)
-      metadata.write_metadata(tmp, info)
+      metadata.write_metadata(tmp, info, module=self)
     return os.path.abspath(export_dir)
 
   def save_saved_model(self, directory: str) -> None:

@@ -72,7 +72,7 @@ def _one(spec: tf.TensorSpec, words: List[str], rng: np.random.Generator) -> tf.
         sentences[-2] = "zzqxunknownword " + sentences[-2]
     return tf.constant(np.array(sentences, dtype=object).reshape(shape))
   raise UsageError(f"cannot make test inputs of dtype {spec.dtype.name}; pass "
-                   "--inputs=FILE.npz with arrays for every input.")
+                   "`inputs`=FILE.npz with arrays for every input.")
 
 
 def argument_value(spec: tf.TensorSpec) -> tf.Tensor:

@@ -23,6 +23,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from hubkit import _trackables
+from hubkit import interface
 from hubkit.errors import UsageError
 from hubkit.reusable import ReusableModule
 
@@ -147,7 +148,7 @@ def load_weights(module: ReusableModule, path: str,
     # interface lists (variables/3), which depend on trace order.
     for object_path, variable in sorted(
         _trackables.variable_paths(module).items(),
-        key=lambda item: item[0].split("/")[0] in _trackables.INTERFACE_LISTS):
+        key=lambda item: item[0].split("/")[0] in interface.LISTS):
       paths_of.setdefault(id(variable), []).append(object_path)
 
   plan, used = [], set()

@@ -107,8 +107,8 @@ def export_module(name: str, export_dir: str, config: Optional[Mapping[str, Any]
   """
   from hubkit import weights as weights_lib  # pylint: disable=g-import-not-at-top
   if name_map and not weights:
-    raise UsageError("a name map only applies to loaded weights (--name_map needs --weights); "
-                     "add --weights=FILE or drop --name_map.")
+    raise UsageError("a name map only applies to loaded weights (`name_map` needs `weights`); "
+                     "add `weights`=FILE or drop `name_map`.")
   config = dict(config or {})
   module = build_module(name, **config)
   if weights:

@@ -13,7 +13,7 @@ import pytest
 
 from hubkit import cli
 from hubkit import modules
-from hubkit import registry
+from hubkit import hosting
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def world(tmp_path_factory):
   (base / "occupied").mkdir()
   (base / "occupied" / "precious.txt").write_text("keep me")
   root = base / "root"
-  registry.publish_module(module, str(root), "me/mul/1")
+  hosting.publish_module(module, str(root), "me/mul/1")
   return {"base": base, "module": module, "root": str(root)}
 
 
@@ -51,7 +51,7 @@ def _cases(w):
   return [
       # check
       (["check", f"{b}/missing"], 2, "does not exist"),
-      (["check", f"{b}/notes.txt"], 2, "not a .tar.gz"),
+      (["check", f"{b}/notes.txt"], 2, "not a module archive"),
       (["check", m, f"--json={b}"], 2, "is a directory"),
       (["check", m, f"--json={b}/notes.txt/report.json"], 2, "is not a directory"),
       (["check", m, f"--inputs={b}/garbage.npz"], 2, "garbage.npz"),

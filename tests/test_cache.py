@@ -16,9 +16,9 @@ import hubkit
 from hubkit import cache
 from hubkit import cli
 from hubkit import modules
-from hubkit import registry
+from hubkit import hosting
 
-_RESOLVE = "import sys; from hubkit import cache; print(cache.resolve(sys.argv[1]))"
+_RESOLVE = "import sys; from hubkit import resolver; print(resolver.resolve(sys.argv[1]))"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def server(tmp_path_factory):
   for name in ("hub-first", "hubkit-first", "race", "broken-cache", "checksum", "check", "cli"):
     hubkit.publish_module(small, root, f"me/{name}/1")
   hubkit.publish_module(big, root, "me/big/1")
-  with registry.serving(root) as running:
+  with hosting.serving(root) as running:
     running.small = small
     yield running
 
@@ -48,7 +48,7 @@ def _bad_archive(root, handle, entries):
   os.makedirs(version_dir)
   with open(os.path.join(version_dir, "README.md"), "w") as f:
     f.write("# Module " + handle)
-  return helpers.write_tar(os.path.join(version_dir, registry.ARCHIVE_NAME), entries)
+  return helpers.write_tar(os.path.join(version_dir, hosting.ARCHIVE_NAME), entries)
 
 
 def test_tensorflow_hub_loads_from_hubkit_serve(server, fresh_cache):
@@ -140,15 +140,15 @@ def test_unsafe_archives_are_refused(server, fresh_cache, name, entries, message
 
 
 def test_corrupt_and_truncated_archives_are_refused(server, fresh_cache):
-  good = os.path.join(server.root, "me", "race", "1", registry.ARCHIVE_NAME)
+  good = os.path.join(server.root, "me", "race", "1", hosting.ARCHIVE_NAME)
   with open(good, "rb") as f:
     data = f.read()
   for name, payload in [("corrupt", b"this is not gzip" * 10), ("truncated", data[:len(data) // 2])]:
     version_dir = os.path.join(server.root, "bad", name, "1")
     os.makedirs(version_dir)
-    with open(os.path.join(version_dir, registry.ARCHIVE_NAME), "wb") as f:
+    with open(os.path.join(version_dir, hosting.ARCHIVE_NAME), "wb") as f:
       f.write(payload)
-    with pytest.raises(hubkit.UsageError, match="not a complete .tar.gz module archive"):
+    with pytest.raises(hubkit.UsageError, match="does not appear to be a valid module archive"):
       hubkit.resolve(f"{server.url}/bad/{name}/1")
     assert not os.path.exists(cache.ModuleCache().path_for(f"{server.url}/bad/{name}/1"))
 
@@ -171,7 +171,7 @@ def test_offline_resolve_and_incomplete_cache_is_a_miss(server, fresh_cache, tmp
   # Offline: a handle in the cache needs no server at all.
   root = str(tmp_path / "offline_root")
   hubkit.publish_module(server.small, root, "me/offline/1")
-  with registry.serving(root) as temporary:
+  with hosting.serving(root) as temporary:
     offline_url = f"{temporary.url}/me/offline/1"
     first = hubkit.resolve(offline_url)
   assert hubkit.resolve(offline_url) == first
@@ -184,7 +184,7 @@ def test_local_archives_and_bad_handles(server, fresh_cache, tmp_path):
   path = hubkit.resolve(archive)
   assert path.startswith(fresh_cache) and os.path.isfile(os.path.join(path, "saved_model.pb"))
   assert hubkit.resolve(server.small) == server.small
-  with pytest.raises(hubkit.UsageError, match="not an existing directory, a .tar.gz"):
+  with pytest.raises(hubkit.UsageError, match="does not exist; pass a SavedModel directory"):
     hubkit.resolve(str(tmp_path / "missing"))
   with pytest.raises(hubkit.HubkitError, match="answered 404"):
     hubkit.resolve(f"{server.url}/me/unknown/1")
@@ -214,10 +214,10 @@ def test_cache_commands(server, fresh_cache, capsys):
     f.write(b"tampered")
   assert cli.main(["hubkit", "cache", "verify"]) == 1
   assert "saved_model.pb does not match its recorded sha256" in capsys.readouterr().out
-  assert cli.main(["hubkit", "cache", "prune", "--older-than=1"]) == 0
+  assert cli.main(["hubkit", "cache", "prune", "--older_than=1"]) == 0
   assert os.path.exists(path)
   os.utime(path + ".descriptor.txt", (time.time() - 3 * 86400,) * 2)
-  assert cli.main(["hubkit", "cache", "prune", "--older-than=2"]) == 0
+  assert cli.main(["hubkit", "cache", "prune", "--older_than=2"]) == 0
   assert "pruned 1 module(s)" in capsys.readouterr().out and not os.path.exists(path)
   hubkit.resolve(url)
   assert cli.main(["hubkit", "cache", "rm", url]) == 0

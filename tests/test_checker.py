@@ -147,7 +147,7 @@ def test_archives_are_checked_and_unsafe_ones_refused(valid_module, tmp_path, ca
     hubkit.check_module(str(link))
   truncated = tmp_path / "truncated.tar.gz"
   truncated.write_bytes(good.read_bytes()[:200])
-  with pytest.raises(hubkit.UsageError, match="not a complete .tar.gz module archive"):
+  with pytest.raises(hubkit.UsageError, match="does not appear to be a valid module archive"):
     hubkit.check_module(str(truncated))
   assert not os.path.exists(tmp_path / "outside.txt")
 

@@ -245,7 +245,7 @@ def test_error_cases(handles):
     hubkit.KerasLayer(handles["frozen"], signature_outputs_as_dict=True)
   with pytest.raises(ValueError, match="Unknown signature nope .*serving_default"):
     hubkit.KerasLayer(handles["frozen"], signature="nope", output_key="x")
-  with pytest.raises(hubkit.UsageError, match="is not an existing directory, a .tar.gz"):
+  with pytest.raises(hubkit.UsageError, match="does not exist; pass a SavedModel directory"):
     hubkit.KerasLayer("/nonexistent/module")
   loaded = tf.saved_model.load(handles["frozen"])
   with pytest.raises(NotImplementedError, match="string `handle`"):

@@ -41,7 +41,7 @@ def exported(tmp_path_factory):
   return result
 
 
-def test_registry_covers_the_four_modules():
+def test_module_library_covers_the_four_modules():
   assert set(modules.MODULES) >= set(CONFIGS)
 
 
@@ -129,7 +129,7 @@ def test_export_module_cli(tmp_path, capsys):
   code = cli.main(["hubkit", "export-module", "--module=mul", f"--export_dir={target}",
                    '--config={"dim": 2}'])
   assert code == 0
-  assert "exported mul" in capsys.readouterr().out
+  assert f"exported to {target}: 2 parameters, 1 variables (1 trainable)" in capsys.readouterr().out
   np.testing.assert_allclose(tf.saved_model.load(str(target))(tf.ones([1, 2])).numpy(),
                              [[1.0, 1.0]])
   # Exporting again without --overwrite is refused and keeps the export.

@@ -22,7 +22,7 @@ import hubkit
 from hubkit import archive
 from hubkit import cli
 from hubkit import modules
-from hubkit import registry
+from hubkit import hosting
 from hubkit.safety import ops
 
 # What each hostile module's scan must name.
@@ -80,8 +80,8 @@ def _publish_raw(root, handle, archive_path):
   """Places an archive in a registry root as is (publish_module would refuse)."""
   version_dir = os.path.join(root, *handle.split("/"))
   os.makedirs(version_dir)
-  shutil.copy(archive_path, os.path.join(version_dir, registry.ARCHIVE_NAME))
-  with open(os.path.join(version_dir, registry.CARD_NAME), "w") as f:
+  shutil.copy(archive_path, os.path.join(version_dir, hosting.ARCHIVE_NAME))
+  with open(os.path.join(version_dir, hosting.CARD_NAME), "w") as f:
     f.write(f"# Module {handle}\n")
 
 
@@ -167,7 +167,7 @@ def test_check_condemns_archives_and_urls_without_running(corpus, tmp_path, fres
   assert cli.main(["hubkit", "check", tarball]) == 1
   root = str(tmp_path / "root")
   _publish_raw(root, "evil/writer/1", tarball)
-  with registry.serving(root) as server:
+  with hosting.serving(root) as server:
     url = f"{server.url}/evil/writer/1"
     assert cli.main(["hubkit", "check", url]) == 1
     # The condemned download does not stay in the cache...
@@ -329,7 +329,7 @@ def server(good_module, tmp_path_factory):
   root = str(tmp_path_factory.mktemp("security_root"))
   for name in ("swap", "plant", "link", "lock", "json", "keras"):
     hubkit.publish_module(good_module, root, f"me/{name}/1")
-  with registry.serving(root) as running:
+  with hosting.serving(root) as running:
     yield running
 
 
@@ -434,13 +434,13 @@ def test_server_holds_up(good_module, tmp_path, monkeypatch):
   root = str(tmp_path / "root")
   hubkit.publish_module(good_module, root, "me/ok/1")
   hubkit.publish_module(good_module, root, "me/nocard/1")
-  os.remove(os.path.join(root, "me", "nocard", "1", registry.CARD_NAME))
+  os.remove(os.path.join(root, "me", "nocard", "1", hosting.CARD_NAME))
   secret = tmp_path / "secret.tar.gz"
   secret.write_bytes(b"secret")
   os.makedirs(os.path.join(root, "me", "link", "1"))
-  os.symlink(secret, os.path.join(root, "me", "link", "1", registry.ARCHIVE_NAME))
-  monkeypatch.setattr(registry._Handler, "timeout", 1)  # pylint: disable=protected-access
-  with registry.serving(root) as server:
+  os.symlink(secret, os.path.join(root, "me", "link", "1", hosting.ARCHIVE_NAME))
+  monkeypatch.setattr(hosting._Handler, "timeout", 1)  # pylint: disable=protected-access
+  with hosting.serving(root) as server:
     server._slots = __import__("threading").BoundedSemaphore(2)  # pylint: disable=protected-access
     assert b" 404 " in _raw_get(server.url, "/me/nocard/1").split(b"\r\n")[0] + b" "
     assert b"secret" not in _raw_get(server.url, "/me/link/1?tf-hub-format=compressed")
@@ -450,7 +450,7 @@ def test_server_holds_up(good_module, tmp_path, monkeypatch):
     time.sleep(2.5)  # the idle connections time out and free their slots
     served = _raw_get(server.url, "/me/ok/1?tf-hub-format=compressed")
     assert served.startswith(b"HTTP/1.1 200")
-    digest = open(os.path.join(root, "me", "ok", "1", registry.DIGEST_NAME)).read(64)
+    digest = open(os.path.join(root, "me", "ok", "1", hosting.DIGEST_NAME)).read(64)
     assert f'ETag: "{digest}"'.encode() in served
     for s in idle:
       s.close()

@@ -9,17 +9,18 @@ check can start its confined child process first and both start up at once.
 
 import importlib
 import os
-import shutil
 import time
 from typing import Callable, List, Optional, Sequence
 
-from hubkit import archive
 from hubkit import cache
-from hubkit import layout
-from hubkit.checker import registry
+from hubkit import check_records
+from hubkit import handles
+from hubkit import resolver
+from hubkit.checker import rule_table
 from hubkit.checker.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
-from hubkit.errors import UsageError
+from hubkit.errors import NotFoundError
 from hubkit.safety import child
+from hubkit.version import __version__
 
 __all__ = ["check_module", "Report", "CheckResult", "RULE_IDS"]
 
@@ -28,11 +29,11 @@ _RULE_FAMILIES = ("rules_layout", "rules_security", "rules_interface", "rules_be
                   "rules_consumer")
 
 
-def rules() -> List[registry.Rule]:
+def rules() -> List[rule_table.Rule]:
   """Every rule, in order (importing the rule families on first use)."""
   for family in _RULE_FAMILIES:
     importlib.import_module(f"hubkit.checker.{family}")
-  return list(registry.RULES)
+  return list(rule_table.RULES)
 
 
 def __getattr__(name: str):
@@ -41,7 +42,7 @@ def __getattr__(name: str):
   raise AttributeError(f"module 'hubkit.checker' has no attribute {name!r}")
 
 
-def _run_rule(rule: registry.Rule, ctx, done: dict) -> CheckResult:
+def _run_rule(rule: rule_table.Rule, ctx, done: dict) -> CheckResult:
   if rule.needs_load and ctx.load_error:
     return CheckResult(rule.id, rule.title, SKIP, "the module does not load (see interface.call)")
   blocked = [r for r in rule.requires if done.get(r) not in (PASS, WARN)]
@@ -49,11 +50,11 @@ def _run_rule(rule: registry.Rule, ctx, done: dict) -> CheckResult:
     return CheckResult(rule.id, rule.title, SKIP, f"needs {', '.join(blocked)} to pass first")
   try:
     outcome = rule.function(ctx)
-  except registry.RuleFailed as e:
+  except rule_table.RuleFailed as e:
     return CheckResult(rule.id, rule.title, FAIL, str(e), rule.fix)
-  except registry.RuleWarning as e:
+  except rule_table.RuleWarning as e:
     return CheckResult(rule.id, rule.title, WARN, str(e), rule.fix)
-  except registry.RuleSkipped as e:
+  except rule_table.RuleSkipped as e:
     return CheckResult(rule.id, rule.title, SKIP, str(e))
   except Exception as e:  # pylint: disable=broad-except
     # A hostile or broken module must not crash the whole check: the rule
@@ -61,30 +62,16 @@ def _run_rule(rule: registry.Rule, ctx, done: dict) -> CheckResult:
     from hubkit.checker.context import first_line  # pylint: disable=g-import-not-at-top
     return CheckResult(rule.id, rule.title, FAIL, f"the rule could not run: {first_line(e)}",
                        rule.fix)
-  return CheckResult(rule.id, rule.title, PASS, str(outcome))
+  if not isinstance(outcome, str):
+    # The contract (rule_table): a pass returns its message. Anything else,
+    # such as a (status, message) tuple, is a bug in the rule, and must not
+    # be recorded as a pass.
+    return CheckResult(rule.id, rule.title, FAIL, f"the rule returned {type(outcome).__name__}, "
+                       "not a message; rules report failures by raising RuleFailed", rule.fix)
+  return CheckResult(rule.id, rule.title, PASS, outcome)
 
 
-def _local_module(path: str) -> tuple:
-  """Returns (module directory, temporary directory to remove or None)."""
-  if cache.is_url(path):
-    # Unscanned here: security.ops is the rule that judges the ops.
-    return cache.resolve(path, safe_mode=False), None
-  if not os.path.exists(path):
-    raise UsageError(f"{path} does not exist; pass a SavedModel directory or a .tar.gz "
-                     "module archive.")
-  if os.path.isfile(path):
-    if not (path.endswith(".tar.gz") or path.endswith(".tgz")):
-      raise UsageError(f"{path} is a file but not a .tar.gz module archive; pass the "
-                       "SavedModel directory or its .tar.gz archive.")
-    tmp = archive.extract_to_temp(path)
-    return tmp, tmp
-  if not layout.has_saved_model(path):
-    raise UsageError(f"{path} is not a SavedModel: it has no saved_model.pb; pass the "
-                     "directory that holds saved_model.pb.")
-  return path, None
-
-
-def run_rules(ctx, rule_list: Sequence[registry.Rule], done: dict,
+def run_rules(ctx, rule_list: Sequence[rule_table.Rule], done: dict,
               on_result: Optional[Callable[[CheckResult, float], None]] = None) -> List[CheckResult]:
   """Runs rules in order, recording each status in `done` and its seconds in
   `ctx.figures["seconds"]`; `on_result(result, seconds)` sees each one."""
@@ -131,15 +118,24 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
     dynamic rules could not run (`report.complete` is then False).
 
   Raises:
-    UsageError: the check cannot run (no such path, not a SavedModel, an
-      unsafe or corrupt archive, unreadable --inputs).
+    UsageError: the check cannot run (not a SavedModel, an unsafe archive,
+      unreadable `inputs`); NotFoundError (also an OSError) for a missing
+      path; hubkit.errors.FetchError / ArchiveError for a URL or archive
+      that cannot be fetched or read.
   """
   if reference and not os.path.exists(reference):
-    raise UsageError(f"--reference {reference} does not exist; pass the source Keras model "
-                     "or export.")
+    raise NotFoundError(f"`reference` {reference} does not exist; pass the source Keras model "
+                        "or export.")
   if inputs and not os.path.isfile(inputs):
-    raise UsageError(f"--inputs file {inputs} does not exist.")
-  module_dir, cleanup = _local_module(path)
+    raise NotFoundError(f"`inputs` file {inputs} does not exist; pass a .npz of test inputs.")
+  with resolver.local_module(path) as module_dir:
+    return _check_local(module_dir, path, reference, inputs, tolerance, allow_ops, unconfined,
+                        timeout, on_result)
+
+
+def _check_local(module_dir: str, path: str, reference: Optional[str], inputs: Optional[str],
+                 tolerance: float, allow_ops: Sequence[str], unconfined: bool, timeout: float,
+                 on_result: Optional[Callable[[CheckResult, float], None]]) -> Report:
   # Started before the rules import TensorFlow here, so that the child's
   # start-up runs beside this process's; it loads nothing until told to.
   confined = None if unconfined else child.ConfinedCheck(
@@ -157,7 +153,7 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
     failed = [r.id for r in results if r.status == FAIL]
     incomplete = ""
     if failed:
-      if cache.is_url(path):
+      if handles.is_url(path):
         # A condemned module does not stay in the shared cache, where a
         # later load might find it.
         cache.ModuleCache().remove(path)
@@ -179,12 +175,16 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
       ctx.figures.update(figures)
       ctx.figures["seconds"] = seconds
       results += dynamic_results
-    return Report(path, results, ctx.figures, incomplete=incomplete)
+    report = Report(path, results, ctx.figures, incomplete=incomplete)
+    if not incomplete:
+      check_records.save(module_dir, {
+          "conforms": report.conforms, "failed": report.failed(), "summary": report.summary(),
+          "hubkit_version": __version__, "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                     time.gmtime())})
+    return report
   finally:
     if confined is not None:
       confined.cancel()
-    if cleanup:
-      shutil.rmtree(cleanup, ignore_errors=True)
 
 
 def _validate_inputs(ctx) -> None:

@@ -87,7 +87,7 @@ class Context:
 
   @functools.cached_property
   def inputs(self) -> Any:
-    """Test inputs for the first signature (from --inputs when given)."""
+    """Test inputs for the first signature (from `inputs` when given)."""
     signature = self.signatures[0]
     if self.inputs_file:
       return inputs_lib.load_inputs(self.inputs_file, signature)
@@ -95,7 +95,7 @@ class Context:
 
   @functools.cached_property
   def reference_model(self) -> Any:
-    """The --reference (a Keras model, or a SavedModel without Keras metadata),
+    """The `reference` (a Keras model, or a SavedModel without Keras metadata),
     loaded once.
 
     Raises:
@@ -112,7 +112,7 @@ class Context:
     except UsageError:
       raise
     except Exception as e:  # pylint: disable=broad-except
-      raise UsageError(f"--reference {path} cannot be loaded ({first_line(e)}); pass the "
+      raise UsageError(f"`reference` {path} cannot be loaded ({first_line(e)}); pass the "
                        "source Keras model or its export.") from e
 
   def has_assets(self) -> bool:

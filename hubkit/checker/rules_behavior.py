@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from hubkit import interface
 from hubkit.checker.context import Context
-from hubkit.checker.registry import RuleFailed, RuleSkipped, RuleWarning, rule
+from hubkit.checker.rule_table import RuleFailed, RuleSkipped, RuleWarning, rule
 
 # Ops that make training=True legitimately differ from inference: random
 # (dropout) ops and batch-norm / state updates.
@@ -32,14 +32,6 @@ def _op_types(concrete) -> set:
   for function in graph.library.function:
     ops.update(node.op for node in function.node_def)
   return ops
-
-
-def _training_trace(obj):
-  for concrete, trace in zip(obj.__call__.concrete_functions,
-                             interface.call_traces(obj.__call__)):
-    if trace.training is True:
-      return concrete
-  return None
 
 
 @rule("behavior.deterministic_inference", "Inference is deterministic and finite",
@@ -69,7 +61,7 @@ def check_training_mode(ctx: Context):
   obj = ctx.fresh()
   if not interface.takes_training(obj.__call__):
     raise RuleSkipped("__call__ takes no training argument: one behaviour for both modes")
-  concrete = _training_trace(obj)
+  concrete = interface.concrete_for(obj.__call__, True)
   if concrete is None:
     raise RuleSkipped("no training=True trace (see interface.training_traces)")
   ops = _op_types(concrete)

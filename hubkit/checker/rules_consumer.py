@@ -8,8 +8,9 @@ from typing import Any, Callable, List, Tuple
 import numpy as np
 import tensorflow as tf
 
+from hubkit import interface
 from hubkit.checker.context import Context, first_line
-from hubkit.checker.registry import RuleFailed, RuleSkipped, rule
+from hubkit.checker.rule_table import RuleFailed, RuleSkipped, rule
 from hubkit.checker.rules_behavior import float_outputs
 
 _STEPS = 6
@@ -208,7 +209,7 @@ def check_reexport(ctx: Context):
       again = tf.saved_model.load(target)
     except Exception as e:  # pylint: disable=broad-except
       raise RuleFailed(f"re-export failed: {first_line(e)}") from e
-    for name in ("variables", "trainable_variables", "regularization_losses"):
+    for name in interface.LISTS:
       if len(getattr(again, name, [])) != len(getattr(obj, name, [])):
         raise RuleFailed(f"the re-export has {len(getattr(again, name, []))} {name}, the "
                          f"module had {len(getattr(obj, name, []))}")

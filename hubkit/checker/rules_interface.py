@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from hubkit import interface
 from hubkit.checker.context import Context, first_line
-from hubkit.checker.registry import RuleFailed, rule
+from hubkit.checker.rule_table import RuleFailed, rule
 
 
 @rule("interface.call", "A callable __call__ tf.function",
@@ -73,7 +73,7 @@ def _ids(variables):
       requires=("interface.call",))
 def check_variables(ctx: Context):
   obj = ctx.obj
-  for name in ("variables", "trainable_variables"):
+  for name in interface.VARIABLE_LISTS:
     if not hasattr(obj, name):
       raise RuleFailed(f"the loaded object has no `{name}` attribute")
   variables, trainable = list(obj.variables), list(obj.trainable_variables)

@@ -5,7 +5,7 @@ import re
 
 from hubkit import layout
 from hubkit.checker.context import Context
-from hubkit.checker.registry import RuleFailed, RuleWarning, rule
+from hubkit.checker.rule_table import RuleFailed, RuleWarning, rule
 from hubkit.safety import ops
 
 # Absolute paths of a developer machine: home directories, temp folders,

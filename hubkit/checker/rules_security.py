@@ -1,14 +1,14 @@
 """security.ops: every op the module could run is computation or its own state."""
 
 from hubkit.checker.context import Context
-from hubkit.checker.registry import RuleFailed, rule
+from hubkit.checker.rule_table import RuleFailed, rule
 from hubkit.safety import ops
 
 
 @rule("security.ops", "Only computation ops, file reads only of own assets",
       fix="remove file, dataset, print, Python and network ops from the model (ship data as "
           "tf.saved_model.Asset files or variables); if you reviewed an op and trust it, "
-          "pass --allow_ops=OP.",
+          "pass `allow_ops`=OP.",
       static=True)
 def check_ops(ctx: Context):
   try:

@@ -3,7 +3,7 @@
   hubkit cache ls                      list cached modules
   hubkit cache verify                  check completeness and file checksums
   hubkit cache rm HANDLE               remove one module (handle or cache key)
-  hubkit cache prune --older-than=DAYS remove modules unused for DAYS
+  hubkit cache prune --older_than=DAYS remove modules unused for DAYS
 """
 
 import datetime
@@ -16,7 +16,7 @@ from hubkit.errors import UsageError
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("cache_dir", None, "Cache folder (default: $TFHUB_CACHE_DIR or "
                     "<tmp>/tfhub_modules).", flag_values=FLAGS)
-flags.DEFINE_float("older-than", None, "For prune: remove modules unused for more than this "
+flags.DEFINE_float("older_than", None, "For prune: remove modules unused for more than this "
                    "many days.", lower_bound=0.0, flag_values=FLAGS)
 
 _ACTIONS = ("ls", "verify", "rm", "prune")
@@ -42,9 +42,9 @@ def main(args: List[str]) -> int:
   if rest:
     raise UsageError(f"unexpected argument(s) {' '.join(rest)} for 'hubkit cache {action}'.")
   if action == "prune":
-    days = FLAGS["older-than"].value
+    days = FLAGS.older_than
     if days is None:
-      raise UsageError("'hubkit cache prune' needs --older-than=DAYS.")
+      raise UsageError("'hubkit cache prune' needs --older_than=DAYS.")
     removed = module_cache.prune(days)
     for entry in removed:
       print(f"removed {entry.path}  {entry.handle or '?'}")

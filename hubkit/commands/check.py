@@ -9,7 +9,7 @@ the check could not run (including when confinement is unavailable and
 """
 
 import sys
-from typing import List
+from typing import List, Optional
 
 from absl import flags
 
@@ -36,7 +36,7 @@ flags.DEFINE_float("timeout", 1800.0, "Seconds the confined rules may take in al
                    lower_bound=1.0, flag_values=FLAGS)
 
 
-def LOGICAL_CPUS():  # pylint: disable=invalid-name
+def logical_cpus() -> Optional[int]:
   """Devices the CLI sets up before the command runs (None: TensorFlow not started).
 
   consumer.distributed runs MirroredStrategy over two logical CPUs. Run

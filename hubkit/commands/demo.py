@@ -8,8 +8,6 @@ from absl import flags
 
 from hubkit.commands import _common
 
-# The check step runs tf.distribute.MirroredStrategy over two logical CPUs.
-LOGICAL_CPUS = 2
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("workdir", "hubkit-demo", "Directory for everything the demo writes.",
@@ -18,6 +16,11 @@ flags.DEFINE_integer("epochs", 20, "Training epochs per stage.", lower_bound=1, 
 flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=FLAGS)
 flags.DEFINE_integer("verbose", 2, "Keras progress output: 0 silent, 1 bar, 2 a line per epoch.",
                      lower_bound=0, upper_bound=2, flag_values=FLAGS)
+
+
+def logical_cpus() -> int:
+  """The check step runs tf.distribute.MirroredStrategy over two logical CPUs."""
+  return 2
 
 
 def main(args: List[str]) -> int:

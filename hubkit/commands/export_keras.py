@@ -32,10 +32,11 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir.", flag_
 def main(args: List[str]) -> int:
   _common.no_positional("export-keras", args)
   model, export_dir = _common.required(FLAGS, "model", "export_dir")
+  from hubkit import metadata  # pylint: disable=g-import-not-at-top
   from hubkit.exporters import keras_submodel  # pylint: disable=g-import-not-at-top
   path = keras_submodel.export_keras_submodel(
       model, export_dir, input_layer=FLAGS.input_layer, output_layer=FLAGS.output_layer,
       input_spec=FLAGS.input_spec, weights=FLAGS.weights, overwrite=FLAGS.overwrite,
       tolerance=FLAGS.tolerance)
-  print(keras_submodel.export_summary(path))
+  print(metadata.export_summary(path))
   return 0

@@ -55,8 +55,5 @@ def main(args: List[str]) -> int:
       name_map=_name_map(FLAGS.name_map) if FLAGS.name_map else None,
       overwrite=FLAGS.overwrite)
   from hubkit import metadata  # pylint: disable=g-import-not-at-top
-  record = metadata.read_metadata(path)
-  print(f"exported {name} to {path}: {record['num_parameters']:,} parameters, "
-        f"{record['num_variables']} variables ({record['num_trainable_variables']} trainable), "
-        f"{record['num_regularization_losses']} regularization losses")
+  print(metadata.export_summary(path))
   return 0

@@ -51,8 +51,11 @@ flags.DEFINE_bool("unsafe", False, "Load the module without the op scan: only fo
 flags.DEFINE_list("allow_ops", [], "Op types you reviewed and allow beyond the allow-list.",
                   flag_values=FLAGS)
 
+# Python argument -> flag, where they are named differently.
+FLAG_FOR_ARGUMENT = {"keras_version": "keras"}
 
-def LOGICAL_CPUS() -> int:  # pylint: disable=invalid-name
+
+def logical_cpus() -> int:
   """Devices to set up before TensorFlow starts (0: leave them untouched).
 
   MultiWorkerMirroredStrategy must configure collective ops before any device

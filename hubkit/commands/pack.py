@@ -27,29 +27,19 @@ _card_flags.define(FLAGS)
 def main(args: List[str]) -> int:
   module_dir = _common.one_positional("pack", "module directory", args)
   (output,) = _common.required(FLAGS, "output")
-  from hubkit import card, metadata, pack  # pylint: disable=g-import-not-at-top
+  from hubkit import metadata, pack  # pylint: disable=g-import-not-at-top
   if not FLAGS.handle and _card_flags.given(FLAGS):
     raise UsageError(f"{', '.join(_card_flags.given(FLAGS))} describe the card, which is only "
                      "written with --handle=publisher/name/version; add --handle or drop them.")
-  if FLAGS.handle:
-    card.parse_handle(FLAGS.handle)
-    folder = os.path.dirname(os.path.abspath(output))
-    stem = os.path.basename(output)[:-len(".tar.gz")] if output.endswith(".tar.gz") else None
-    existing = [p for p in (f"{stem}.md", "model-instance-metadata.json")
-                if stem and os.path.lexists(os.path.join(folder, p))]
-    if existing and not FLAGS.overwrite:
-      raise UsageError(f"{', '.join(existing)} already exist(s) beside {output}; pass "
-                       "--overwrite to replace them, or write the archive elsewhere.")
-  path = pack.pack_module(module_dir, output, overwrite=FLAGS.overwrite)
+  if not FLAGS.handle:
+    path = pack.pack_module(module_dir, output, overwrite=FLAGS.overwrite)
+  else:
+    path, card_path, kaggle_path = pack.pack_with_card(
+        module_dir, output, FLAGS.handle, description=FLAGS.description, task=FLAGS.task,
+        fine_tunable=_card_flags.fine_tunable(FLAGS), model_format=FLAGS.format,
+        extra=_card_flags.extra(FLAGS), overwrite=FLAGS.overwrite)
   print(f"packed {module_dir} into {path} ({os.path.getsize(path):,} bytes, sha256 "
         f"{metadata.sha256_file(path)})")
   if FLAGS.handle:
-    stem = os.path.basename(path)[:-len(".tar.gz")]
-    card_path, kaggle_path = card.write_card_files(
-        os.path.dirname(path), FLAGS.handle,
-        FLAGS.description or f"A Reusable SavedModel packed by hubkit ({stem}).",
-        os.path.basename(path), metadata.read_metadata(module_dir), task=FLAGS.task,
-        fine_tunable=_card_flags.fine_tunable(FLAGS), model_format=FLAGS.format,
-        extra=_card_flags.extra(FLAGS), card_name=f"{stem}.md")
     print(f"wrote card {card_path} and {kaggle_path}")
   return 0

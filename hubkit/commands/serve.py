@@ -20,6 +20,6 @@ flags.DEFINE_integer("port", 8765, "Port to listen on (0 picks a free one).", lo
 def main(args: List[str]) -> int:
   _common.no_positional("serve", args)
   (root,) = _common.required(FLAGS, "root")
-  from hubkit import registry  # pylint: disable=g-import-not-at-top
-  registry.serve(root, host=FLAGS.host, port=FLAGS.port)
+  from hubkit import hosting  # pylint: disable=g-import-not-at-top
+  hosting.serve(root, host=FLAGS.host, port=FLAGS.port)
   return 0

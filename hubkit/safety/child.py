@@ -158,7 +158,7 @@ class ConfinedCheck:
             figures["confinement"] = message["confinement"]
           elif message.get("error") == "confinement":
             incomplete = (f"confinement is unavailable here ({message['message']}); the "
-                          "dynamic rules were not run: rerun with --unconfined "
+                          "dynamic rules were not run: rerun with `unconfined` "
                           "(unconfined=True) only for a module you trust")
           elif message.get("error") == "usage":
             usage_error = message["message"]

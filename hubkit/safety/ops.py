@@ -253,7 +253,7 @@ class _MetaGraphScan:
 
   def _function_value_is_asset(self, function: str, ref: str, asset_args, depth=0) -> bool:
     fdef = self.library[function]
-    name = ref.split(":")[0]
+    name = ref.split(":", 1)[0]
     args = [a.name for a in fdef.signature.input_arg]
     if ":" not in ref and name in args:
       return asset_args[function][args.index(name)]

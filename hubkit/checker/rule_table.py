@@ -1,7 +1,8 @@
-"""The rule registry: adding a rule is one decorated function in one file.
+"""The rule table: adding a rule is one decorated function in one file.
 
-A rule function takes the `Context` and returns a message (meaning pass). It
-may raise `RuleFailed(message)` to fail, `RuleWarning(message)` to warn or
+A rule function takes the `Context` and returns a message string (meaning
+pass; any other return value is recorded as a failure of the rule). It may
+raise `RuleFailed(message)` to fail, `RuleWarning(message)` to warn or
 `RuleSkipped(message)` to skip; anything else it raises is reported as a
 failure of that rule, so one broken module cannot crash the whole check.
 

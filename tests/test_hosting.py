@@ -13,7 +13,7 @@ import hubkit
 from hubkit import cli
 from hubkit import modules
 from hubkit import metadata
-from hubkit import registry
+from hubkit import hosting
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_publish_layout_and_immutability(published, capsys):
 def test_server_speaks_the_hosting_protocol(published):
   with open(published["archive"], "rb") as f:
     body = f.read()
-  with registry.serving(published["root"]) as server:
+  with hosting.serving(published["root"]) as server:
     url = f"{server.url}/me/mul/1"
     head = _get(url + "?tf-hub-format=compressed", "HEAD")
     assert head.status == 200 and head.read() == b""

@@ -101,9 +101,7 @@ def publish_module(module_dir: str, root: str, handle: str, description: Optiona
                        "are immutable; publish a new version (e.g. "
                        f"{publisher}/{name}/{int(version) + 1}).")
     record = metadata.read_metadata(module_dir)
-    summary = description or (f"A Reusable SavedModel exported by hubkit from "
-                              f"{(record or {}).get('source', {}).get('kind', 'a model')}.")
-    card_lib.write_card_files(staging, handle, summary, f"{handle}/{ARCHIVE_NAME}", record,
+    card_lib.write_card_files(staging, handle, description or card_lib.default_description(record), f"{handle}/{ARCHIVE_NAME}", record,
                               task=task, fine_tunable=fine_tunable, model_format=model_format,
                               extra=extra, card_name=CARD_NAME)
     as_if_created(staging, is_dir=True)
@@ -127,7 +125,7 @@ def publish_module(module_dir: str, root: str, handle: str, description: Optiona
 class _Handler(http.server.BaseHTTPRequestHandler):
   """Serves ROOT/<publisher>/<name>/<version>/ over HTTP."""
 
-  server_version = "hubkit-registry"
+  server_version = "hubkit-hosting"
   protocol_version = "HTTP/1.1"
   timeout = CONNECTION_TIMEOUT_SECONDS
 
@@ -241,7 +239,7 @@ class RegistryServer(http.server.ThreadingHTTPServer):
       super().__init__(address, _Handler)
     except OSError as e:
       raise UsageError(f"cannot listen on {address[0]}:{address[1]} ({e.strerror or e}); "
-                       "choose another --host or --port.") from e
+                       "choose another `host` or `port`.") from e
 
   def process_request(self, request, client_address):
     # Refused at once rather than queued: a flood of idle connections must

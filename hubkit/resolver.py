@@ -1,0 +1,67 @@
+"""`hubkit.resolve` and `hubkit.load`: from a handle to a module, scanned first.
+
+The counterparts of `tensorflow_hub.resolve` / `tensorflow_hub.load`. A
+directory is used where it is; an archive or URL goes through the shared
+cache (`hubkit.cache.ModuleCache`); every module is op-scanned before it is
+loaded unless the caller trusts it. `local_module` gives the checker and
+`hubkit info` a folder to read without scanning (they judge the ops
+themselves) and without putting a local archive in the cache.
+"""
+
+import contextlib
+import shutil
+from typing import Any, Iterator, Sequence
+
+from hubkit import archive
+from hubkit import cache
+from hubkit import handles
+
+
+def resolve(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = ()) -> str:
+  """Returns a local SavedModel directory for a path, archive or URL handle,
+  using the cache in `$TFHUB_CACHE_DIR` (see `ModuleCache.resolve`)."""
+  return cache.ModuleCache().resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops)
+
+
+def load(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = (), **kwargs) -> Any:
+  """`tf.saved_model.load(resolve(handle), **kwargs)`, after an op scan.
+
+  Args:
+    handle: a directory, archive or http(s) handle.
+    safe_mode: scan the module first and refuse one whose ops reach outside
+      the process (the verdict is remembered per content digest); pass False
+      only for a module you trust.
+    allow_ops: op types you reviewed and allow beyond the allow-list.
+    **kwargs: passed to `tf.saved_model.load` (e.g. `tags`, `options`).
+
+  Raises:
+    As `ModuleCache.resolve`: NotFoundError / FetchError / ArchiveError are
+    OSErrors and UsageError is a ValueError, as hub callers expect.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.saved_model.load(resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops),
+                             **kwargs)
+
+
+@contextlib.contextmanager
+def local_module(handle: str) -> Iterator[str]:
+  """Yields a directory holding the module, without an op scan.
+
+  A directory is yielded as it is; a local archive is extracted (bounded)
+  into a temporary folder removed afterwards; a URL is fetched into the
+  cache. For readers that judge the module themselves (`check`, `info`).
+
+  Raises:
+    As `handles.classify` and `ModuleCache.resolve`.
+  """
+  kind, where = handles.classify(handle)
+  if kind == handles.DIRECTORY:
+    yield where
+  elif kind == handles.URL:
+    yield cache.ModuleCache().resolve(where, safe_mode=False)
+  else:
+    temp = archive.extract_to_temp(where)
+    try:
+      yield temp
+    finally:
+      shutil.rmtree(temp, ignore_errors=True)
