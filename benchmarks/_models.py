@@ -8,6 +8,7 @@ def dense_stack(lib: Any, input_dim: int, units: Sequence[int]) -> Any:
   inputs = lib.Input((input_dim,))
   x = inputs
   for i, width in enumerate(units):
-    x = lib.layers.Dense(width, activation="relu", name=f"dense_{i}",
-                         kernel_regularizer=lib.regularizers.L2(1e-5))(x)
+    x = lib.layers.Dense(
+      width, activation="relu", name=f"dense_{i}", kernel_regularizer=lib.regularizers.L2(1e-5)
+    )(x)
   return lib.Model(inputs, x)

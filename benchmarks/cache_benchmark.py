@@ -20,18 +20,20 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
 
-import _report  # pylint: disable=g-bad-import-order
+import _report
 import hubkit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("megabytes", 100, "Approximate module size.", lower_bound=1)
-flags.DEFINE_integer("repeats", 3, "Timed resolves per library (fresh cache each).",
-                     lower_bound=1)
-flags.DEFINE_string("output", os.path.join(os.path.dirname(__file__), "results", "cache.json"),
-                    "Where to write the JSON.")
+flags.DEFINE_integer("repeats", 3, "Timed resolves per library (fresh cache each).", lower_bound=1)
+flags.DEFINE_string(
+  "output",
+  os.path.join(os.path.dirname(__file__), "results", "cache.json"),
+  "Where to write the JSON.",
+)
 
 # Runs in a fresh process: imports first, then measures only the resolve.
 _PROBE = """
@@ -60,8 +62,13 @@ print(json.dumps({"seconds": seconds, "cached_seconds": cached, "rss_growth_kb":
 
 def _probe(library, url, cache_dir):
   env = dict(os.environ, TFHUB_CACHE_DIR=cache_dir, TF_CPP_MIN_LOG_LEVEL="3")
-  out = subprocess.run([sys.executable, "-c", _PROBE, library, url], env=env, check=True,
-                       capture_output=True, text=True).stdout
+  out = subprocess.run(
+    [sys.executable, "-c", _PROBE, library, url],
+    env=env,
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout
   return json.loads(out.strip().splitlines()[-1])
 
 
@@ -71,8 +78,10 @@ def main(argv):
   with tempfile.TemporaryDirectory() as workdir:
     units = int((FLAGS.megabytes * 1e6 / 4) ** 0.5)
     module = hubkit.export_module(
-        "mlp_feature_vector", os.path.join(workdir, "module"),
-        config={"input_dim": units, "hidden_units": [units], "dropout_rate": 0.0})
+      "mlp_feature_vector",
+      os.path.join(workdir, "module"),
+      config={"input_dim": units, "hidden_units": [units], "dropout_rate": 0.0},
+    )
     root = os.path.join(workdir, "root")
     archive = hubkit.publish_module(module, root, "bench/big/1")
     megabytes = os.path.getsize(archive) / 1e6
@@ -81,23 +90,37 @@ def main(argv):
       for library in ("hubkit", "tensorflow_hub"):
         runs = []
         for i in range(FLAGS.repeats):
-          print(f"resolving with {library} ({i + 1}/{FLAGS.repeats}) ...", file=sys.stderr,
-                flush=True)
+          print(
+            f"resolving with {library} ({i + 1}/{FLAGS.repeats}) ...", file=sys.stderr, flush=True
+          )
           runs.append(_probe(library, url, os.path.join(workdir, f"cache_{library}_{i}")))
         seconds = statistics.median(r["seconds"] for r in runs)
-        rows.append({"library": library, "archive_mb": megabytes, "seconds": seconds,
-                     "mb_per_s": megabytes / seconds,
-                     "cached_seconds": statistics.median(r["cached_seconds"] for r in runs),
-                     "rss_growth_mb": max(r["rss_growth_kb"] for r in runs) / 1024})
+        rows.append(
+          {
+            "library": library,
+            "archive_mb": megabytes,
+            "seconds": seconds,
+            "mb_per_s": megabytes / seconds,
+            "cached_seconds": statistics.median(r["cached_seconds"] for r in runs),
+            "rss_growth_mb": max(r["rss_growth_kb"] for r in runs) / 1024,
+          }
+        )
   ratio = rows[0]["mb_per_s"] / rows[1]["mb_per_s"]
   _report.report(
-      [("library", "library", "<16"), ("archive MB", "archive_mb", ".1f"),
-       ("MB/s", "mb_per_s", ".1f"), ("cached s", "cached_seconds", ".4f"),
-       ("peak RSS +MB", "rss_growth_mb", ".1f")],
-      rows, f"hubkit / tensorflow_hub throughput: {ratio:.2f} (hubkit also verifies the sha256, "
-      f"bounds the archive, scans the ops and writes a manifest); median of {FLAGS.repeats}, {os.cpu_count()} CPUs",
-      FLAGS.output, {"benchmark": "cache", "repeats": FLAGS.repeats,
-                     "throughput_ratio": ratio})
+    [
+      ("library", "library", "<16"),
+      ("archive MB", "archive_mb", ".1f"),
+      ("MB/s", "mb_per_s", ".1f"),
+      ("cached s", "cached_seconds", ".4f"),
+      ("peak RSS +MB", "rss_growth_mb", ".1f"),
+    ],
+    rows,
+    f"hubkit / tensorflow_hub throughput: {ratio:.2f} (hubkit also verifies the sha256, "
+    f"bounds the archive, scans the ops and writes a manifest); median of {FLAGS.repeats}, {os.cpu_count()} CPUs",
+    FLAGS.output,
+    {"benchmark": "cache", "repeats": FLAGS.repeats, "throughput_ratio": ratio},
+  )
+
 
 if __name__ == "__main__":
   app.run(main)

@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
 import keras
 import numpy as np
@@ -27,7 +27,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-import _models  # pylint: disable=g-bad-import-order
+import _models
 import _report
 import hubkit
 
@@ -36,8 +36,11 @@ flags.DEFINE_integer("repeats", 7, "Alternating timed runs per model.", lower_bo
 flags.DEFINE_integer("epochs", 2, "Epochs per timed run.", lower_bound=1)
 flags.DEFINE_integer("examples", 16384, "Training examples.", lower_bound=64)
 flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
-flags.DEFINE_string("output", os.path.join(os.path.dirname(__file__), "results",
-                                           "keras_layer.json"), "Where to write the JSON.")
+flags.DEFINE_string(
+  "output",
+  os.path.join(os.path.dirname(__file__), "results", "keras_layer.json"),
+  "Where to write the JSON.",
+)
 
 INPUT_DIM, UNITS, CLASSES = 128, (512, 256), 10
 TARGET = 0.95
@@ -53,14 +56,21 @@ def _classifier(lib, body):
 
 
 def _compile(model, lib):
-  model.compile(optimizer=lib.optimizers.Adam(1e-3),
-                loss=lib.losses.SparseCategoricalCrossentropy(from_logits=True),
-                **({"jit_compile": False} if lib is keras else {}))
+  model.compile(
+    optimizer=lib.optimizers.Adam(1e-3),
+    loss=lib.losses.SparseCategoricalCrossentropy(from_logits=True),
+    **({"jit_compile": False} if lib is keras else {}),
+  )
 
 
 def _throughput(model, x, y):
-  model.fit(x[:FLAGS.batch_size * 2], y[:FLAGS.batch_size * 2], batch_size=FLAGS.batch_size,
-            epochs=1, verbose=0)  # trace and warm up outside the timed region
+  model.fit(
+    x[: FLAGS.batch_size * 2],
+    y[: FLAGS.batch_size * 2],
+    batch_size=FLAGS.batch_size,
+    epochs=1,
+    verbose=0,
+  )  # trace and warm up outside the timed region
   start = time.perf_counter()
   model.fit(x, y, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, verbose=0)
   return FLAGS.epochs * len(x) / (time.perf_counter() - start)
@@ -75,9 +85,14 @@ def _pair(name, make_module_model, make_native_model, lib, x, y):
     native_runs.append(_throughput(native_model, x, y))
     module_runs.append(_throughput(module_model, x, y))
   module_eps, native_eps = statistics.median(module_runs), statistics.median(native_runs)
-  return {"pair": name, "module_examples_per_s": module_eps,
-          "native_examples_per_s": native_eps, "ratio": module_eps / native_eps,
-          "target": TARGET, "meets_target": module_eps / native_eps >= TARGET}
+  return {
+    "pair": name,
+    "module_examples_per_s": module_eps,
+    "native_examples_per_s": native_eps,
+    "ratio": module_eps / native_eps,
+    "target": TARGET,
+    "meets_target": module_eps / native_eps >= TARGET,
+  }
 
 
 def main(argv):
@@ -90,24 +105,50 @@ def main(argv):
     k3_module = hubkit.export_keras_submodel(_features(keras), os.path.join(workdir, "k3"))
     tk_module = hubkit.export_keras_submodel(_features(tf_keras), os.path.join(workdir, "tk"))
     print("measuring Keras 3 ...", file=sys.stderr, flush=True)
-    rows.append(_pair(
+    rows.append(
+      _pair(
         "hubkit.KerasLayer / native (Keras 3)",
         lambda: _classifier(keras, hubkit.KerasLayer(k3_module, trainable=True)),
-        lambda: _classifier(keras, _features(keras)), keras, x, y))
+        lambda: _classifier(keras, _features(keras)),
+        keras,
+        x,
+        y,
+      )
+    )
     print("measuring tf_keras ...", file=sys.stderr, flush=True)
-    rows.append(_pair(
+    rows.append(
+      _pair(
         "hub.KerasLayer / native (tf_keras)",
         lambda: _classifier(tf_keras, hub.KerasLayer(tk_module, trainable=True)),
-        lambda: _classifier(tf_keras, _features(tf_keras)), tf_keras, x, y))
+        lambda: _classifier(tf_keras, _features(tf_keras)),
+        tf_keras,
+        x,
+        y,
+      )
+    )
   _report.report(
-      [("pair", "pair", "<38"), ("module ex/s", "module_examples_per_s", ",.0f"),
-       ("native ex/s", "native_examples_per_s", ",.0f"), ("ratio", "ratio", ".3f")],
-      rows, f"(target ratio >= {TARGET}; median of {FLAGS.repeats} alternating runs of "
-      f"{FLAGS.epochs} epochs x {FLAGS.examples} examples, batch {FLAGS.batch_size}; "
-      f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs)", FLAGS.output,
-      {"benchmark": "keras_layer", "repeats": FLAGS.repeats, "epochs": FLAGS.epochs,
-       "examples": FLAGS.examples, "batch_size": FLAGS.batch_size,
-       "tensorflow": tf.__version__, "keras": keras.__version__})
+    [
+      ("pair", "pair", "<38"),
+      ("module ex/s", "module_examples_per_s", ",.0f"),
+      ("native ex/s", "native_examples_per_s", ",.0f"),
+      ("ratio", "ratio", ".3f"),
+    ],
+    rows,
+    f"(target ratio >= {TARGET}; median of {FLAGS.repeats} alternating runs of "
+    f"{FLAGS.epochs} epochs x {FLAGS.examples} examples, batch {FLAGS.batch_size}; "
+    f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs)",
+    FLAGS.output,
+    {
+      "benchmark": "keras_layer",
+      "repeats": FLAGS.repeats,
+      "epochs": FLAGS.epochs,
+      "examples": FLAGS.examples,
+      "batch_size": FLAGS.batch_size,
+      "tensorflow": tf.__version__,
+      "keras": keras.__version__,
+    },
+  )
+
 
 if __name__ == "__main__":
   app.run(main)

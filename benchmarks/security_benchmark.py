@@ -23,10 +23,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
 
-import _report  # pylint: disable=g-bad-import-order
+import _report
 import hubkit
 from hubkit import manifest
 from hubkit.safety import ops
@@ -34,11 +34,12 @@ from hubkit.safety import verdicts
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("megabytes", 90, "Approximate size of the dense module.", lower_bound=1)
-flags.DEFINE_integer("repeats", 5, "Timed repeats per figure (median reported).",
-                     lower_bound=1)
-flags.DEFINE_string("output",
-                    os.path.join(os.path.dirname(__file__), "results", "security.json"),
-                    "Where to write the JSON.")
+flags.DEFINE_integer("repeats", 5, "Timed repeats per figure (median reported).", lower_bound=1)
+flags.DEFINE_string(
+  "output",
+  os.path.join(os.path.dirname(__file__), "results", "security.json"),
+  "Where to write the JSON.",
+)
 
 
 def _median_seconds(function, repeats):
@@ -51,32 +52,44 @@ def _median_seconds(function, repeats):
 
 
 def _row(what, guarded, seconds, guarded_seconds):
-  return {"what": what, "guards": guarded, "seconds": seconds,
-          "guarded_seconds": guarded_seconds, "share_pct": 100.0 * seconds / guarded_seconds}
+  return {
+    "what": what,
+    "guards": guarded,
+    "seconds": seconds,
+    "guarded_seconds": guarded_seconds,
+    "share_pct": 100.0 * seconds / guarded_seconds,
+  }
 
 
 def _module_rows(name, module_dir, repeats):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
   load = _median_seconds(lambda: tf.saved_model.load(module_dir), repeats)
 
   def first_scan():
-    verdicts._VERDICTS.clear()  # pylint: disable=protected-access
+    verdicts._VERDICTS.clear()
     verdicts.ensure_safe(module_dir)
+
   scan = _median_seconds(first_scan, repeats)
   cached = _median_seconds(lambda: verdicts.ensure_safe(module_dir), repeats)
-  return [_row(f"{name}: op scan", "load", scan, load),
-          _row(f"{name}: remembered verdict", "load", cached, load)], load
+  return [
+    _row(f"{name}: op scan", "load", scan, load),
+    _row(f"{name}: remembered verdict", "load", cached, load),
+  ], load
 
 
 def main(argv):
   del argv
-  import keras  # pylint: disable=g-import-not-at-top
+  import keras
+
   rows, figures = [], {}
   with tempfile.TemporaryDirectory() as workdir:
     units = int((FLAGS.megabytes * 1e6 / 4) ** 0.5)
     dense = hubkit.export_module(
-        "mlp_feature_vector", os.path.join(workdir, "dense"),
-        config={"input_dim": units, "hidden_units": [units], "dropout_rate": 0.0})
+      "mlp_feature_vector",
+      os.path.join(workdir, "dense"),
+      config={"input_dim": units, "hidden_units": [units], "dropout_rate": 0.0},
+    )
     resnet = os.path.join(workdir, "resnet50")
     keras.applications.ResNet50(weights=None).export(resnet, verbose=False)
     print("measuring the op scan ...", file=sys.stderr, flush=True)
@@ -93,29 +106,49 @@ def main(argv):
     entry = module_cache.resolve(archive)
     hit = _median_seconds(lambda: module_cache.resolve(archive), FLAGS.repeats)
     deep = _median_seconds(lambda: manifest.problems(entry, deep=True), FLAGS.repeats)
-    rows += [_row("cache hit, verified", "load", hit, dense_load),
-             _row("cache verify (all hashed)", "load", deep, dense_load)]
+    rows += [
+      _row("cache hit, verified", "load", hit, dense_load),
+      _row("cache verify (all hashed)", "load", deep, dense_load),
+    ]
 
     print("measuring hubkit check, confined and not ...", file=sys.stderr, flush=True)
-    small = hubkit.export_module("mlp_feature_vector", os.path.join(workdir, "small"),
-                                 config={"input_dim": 64, "hidden_units": [128, 64]})
+    small = hubkit.export_module(
+      "mlp_feature_vector",
+      os.path.join(workdir, "small"),
+      config={"input_dim": 64, "hidden_units": [128, 64]},
+    )
     checks = max(1, FLAGS.repeats // 2)
     command = [sys.executable, "-m", "hubkit.cli", "check", small]
 
     def check(*flags_):
       subprocess.run(command + list(flags_), check=True, capture_output=True)
+
     unconfined = _median_seconds(lambda: check("--unconfined"), checks)
     confined = _median_seconds(check, checks)
-    rows.append(_row("check: confinement overhead", "unconfined check", confined - unconfined,
-                     unconfined))
-    figures.update({"check_confined_seconds": confined, "check_unconfined_seconds": unconfined,
-                    "load_dense_seconds": dense_load})
+    rows.append(
+      _row("check: confinement overhead", "unconfined check", confined - unconfined, unconfined)
+    )
+    figures.update(
+      {
+        "check_confined_seconds": confined,
+        "check_unconfined_seconds": unconfined,
+        "load_dense_seconds": dense_load,
+      }
+    )
   _report.report(
-      [("what", "what", "<32"), ("guards", "guards", "<16"), ("seconds", "seconds", ".4f"),
-       ("guarded s", "guarded_seconds", ".4f"), ("share %", "share_pct", ".1f")],
-      rows, f"median of {FLAGS.repeats} ({checks} for checks); {os.cpu_count()} CPUs; "
-      "share = cost / the time it guards, measured in the same run",
-      FLAGS.output, {"benchmark": "security", "repeats": FLAGS.repeats, **figures})
+    [
+      ("what", "what", "<32"),
+      ("guards", "guards", "<16"),
+      ("seconds", "seconds", ".4f"),
+      ("guarded s", "guarded_seconds", ".4f"),
+      ("share %", "share_pct", ".1f"),
+    ],
+    rows,
+    f"median of {FLAGS.repeats} ({checks} for checks); {os.cpu_count()} CPUs; "
+    "share = cost / the time it guards, measured in the same run",
+    FLAGS.output,
+    {"benchmark": "security", "repeats": FLAGS.repeats, **figures},
+  )
 
 
 if __name__ == "__main__":

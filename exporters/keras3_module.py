@@ -53,16 +53,21 @@ class Keras3Module(ReusableModule):
     # Lookup tables (StringLookup, IntegerLookup, TextVectorization) are
     # resources the traced call captures; saving needs them tracked here.
     self.lookup_tables = [
-        value for layer in model._flatten_layers()  # pylint: disable=protected-access
-        for value in vars(layer).values()
-        if isinstance(value, tf.saved_model.experimental.TrackableResource)]
+      value
+      for layer in model._flatten_layers()
+      for value in vars(layer).values()
+      if isinstance(value, tf.saved_model.experimental.TrackableResource)
+    ]
     trainable = {id(_tf_variable(w)) for w in model.trainable_weights}
     self.freeze(*[_tf_variable(w) for w in model.weights if id(_tf_variable(w)) not in trainable])
-    for layer in model._flatten_layers():  # pylint: disable=protected-access
+    for layer in model._flatten_layers():
       if getattr(layer, "activity_regularizer", None) is not None:
-        logging.warning("layer %r has an activity regularizer; it depends on the inputs and "
-                        "cannot be exported as a regularization loss, so consumers won't "
-                        "apply it.", layer.name)
+        logging.warning(
+          "layer %r has an activity regularizer; it depends on the inputs and "
+          "cannot be exported as a regularization loss, so consumers won't "
+          "apply it.",
+          layer.name,
+        )
 
   def _variable_order(self) -> List[tf.Variable]:
     return [_tf_variable(v) for v in self._hubkit_model.variables]

@@ -26,6 +26,7 @@ from hubkit.errors import HubkitError, UsageError
 from hubkit.exporters import sources
 from hubkit.exporters.keras3_module import Keras3Module
 
+
 def parse_input_spec(text: str) -> tf.TensorSpec:
   """Parses "float32:[None,64]" into a TensorSpec.
 
@@ -38,11 +39,13 @@ def parse_input_spec(text: str) -> tf.TensorSpec:
     dims = [d.strip() for d in shape_text.strip().strip("[]").split(",") if d.strip()]
     shape = [None if d.lower() in ("none", "?", "-1") else int(d) for d in dims]
   except (ValueError, TypeError) as e:
-    raise UsageError(f"cannot parse input spec {text!r}; write DTYPE:[None,d1,...], "
-                     "e.g. float32:[None,64].") from e
+    raise UsageError(
+      f"cannot parse input spec {text!r}; write DTYPE:[None,d1,...], e.g. float32:[None,64]."
+    ) from e
   if not shape or shape[0] is not None:
-    raise UsageError(f"input spec {text!r} needs a leading batch dimension of None, "
-                     "e.g. float32:[None,64].")
+    raise UsageError(
+      f"input spec {text!r} needs a leading batch dimension of None, e.g. float32:[None,64]."
+    )
   return tf.TensorSpec(shape, dtype)
 
 
@@ -60,8 +63,9 @@ def _layer(model: Any, name: str, role: str) -> Any:
     return model.get_layer(name)
   except ValueError:
     names = ", ".join(layer.name for layer in model.layers)
-    raise UsageError(f"{role} {name!r} is not a layer of {model.name}; "
-                     f"valid layer names: {names}.") from None
+    raise UsageError(
+      f"{role} {name!r} is not a layer of {model.name}; valid layer names: {names}."
+    ) from None
 
 
 def _model_inputs(model: Any) -> Any:
@@ -83,41 +87,49 @@ def _cut(model: Any, flavour: str, input_layer: Optional[str], output_layer: Opt
     return model
   inputs = _layer(model, input_layer, "input_layer").input if input_layer else _model_inputs(model)
   outputs = _layer(model, output_layer, "output_layer").output if output_layer else model.output
-  keras = sources._tf_keras() if flavour == "tf_keras" else sources._keras3()  # pylint: disable=protected-access
+  keras = sources._tf_keras() if flavour == "tf_keras" else sources._keras3()
   try:
     return keras.Model(inputs, outputs, name=f"{model.name}_piece")
   except ValueError as e:
-    raise UsageError(f"cannot cut from {input_layer or 'the model inputs'} to "
-                     f"{output_layer or 'the model outputs'}: the output is not computed "
-                     f"from that input alone ({str(e).splitlines()[0]}); pick an "
-                     "output_layer downstream of input_layer.") from e
+    raise UsageError(
+      f"cannot cut from {input_layer or 'the model inputs'} to "
+      f"{output_layer or 'the model outputs'}: the output is not computed "
+      f"from that input alone ({str(e).splitlines()[0]}); pick an "
+      "output_layer downstream of input_layer."
+    ) from e
 
 
 def _input_signature(piece: Any, input_spec: Optional[Any]) -> Any:
   if input_spec is not None:
-    specs = [parse_input_spec(s) if isinstance(s, str) else s
-             for s in tf.nest.flatten(input_spec)]
+    specs = [parse_input_spec(s) if isinstance(s, str) else s for s in tf.nest.flatten(input_spec)]
     return tf.nest.pack_sequence_as(input_spec, specs)
   # `input` keeps the model's own input structure (a tensor, list or dict),
   # which the traced call must accept as it is.
   return tf.nest.map_structure(
-      lambda t: tf.TensorSpec([None] + list(t.shape[1:]), tf.as_dtype(t.dtype)), piece.input)
+    lambda t: tf.TensorSpec([None] + list(t.shape[1:]), tf.as_dtype(t.dtype)), piece.input
+  )
 
 
 def _warn_lambda_layers(piece: Any) -> List[str]:
-  names = [layer.name for layer in piece._flatten_layers(include_self=False)  # pylint: disable=protected-access
-           if type(layer).__name__ == "Lambda"]
+  names = [
+    layer.name
+    for layer in piece._flatten_layers(include_self=False)
+    if type(layer).__name__ == "Lambda"
+  ]
   for name in names:
-    message = (f"layer {name!r} is a Lambda layer: its Python code is baked into the "
-               "traced graph, so the export is not portable to other Keras versions "
-               "or re-buildable from its config; replace it with a custom layer.")
+    message = (
+      f"layer {name!r} is a Lambda layer: its Python code is baked into the "
+      "traced graph, so the export is not portable to other Keras versions "
+      "or re-buildable from its config; replace it with a custom layer."
+    )
     logging.warning(message)
     warnings.warn(message, stacklevel=3)
   return names
 
 
-def _verify(export_dir: str, piece: Any, signature: Any,
-            tolerance: float) -> Tuple[Dict[str, Any], Any]:
+def _verify(
+  export_dir: str, piece: Any, signature: Any, tolerance: float
+) -> Tuple[Dict[str, Any], Any]:
   """Reloads the export and compares it with the in-memory piece.
 
   Returns:
@@ -126,9 +138,11 @@ def _verify(export_dir: str, piece: Any, signature: Any,
   loaded = tf.saved_model.load(export_dir)
   expected_trainable = len(piece.trainable_weights)
   if len(loaded.trainable_variables) != expected_trainable:
-    raise HubkitError(f"the export has {len(loaded.trainable_variables)} trainable variables "
-                      f"but the source piece has {expected_trainable}; please report this "
-                      "model as a hubkit bug.")
+    raise HubkitError(
+      f"the export has {len(loaded.trainable_variables)} trainable variables "
+      f"but the source piece has {expected_trainable}; please report this "
+      "model as a hubkit bug."
+    )
   try:
     inputs = sample_inputs.make_inputs(signature)
   except UsageError as e:
@@ -137,12 +151,16 @@ def _verify(export_dir: str, piece: Any, signature: Any,
   outputs = piece(inputs, training=False)
   expected = tf.nest.flatten(outputs)
   got = tf.nest.flatten(loaded(inputs, training=False))
-  diff = max(float(np.max(np.abs(np.asarray(e) - np.asarray(g)))) if np.size(e) else 0.0
-             for e, g in zip(expected, got))
+  diff = max(
+    float(np.max(np.abs(np.asarray(e) - np.asarray(g)))) if np.size(e) else 0.0
+    for e, g in zip(expected, got)
+  )
   if len(expected) != len(got) or not diff <= tolerance:
-    raise HubkitError(f"the export's outputs differ from the source piece by {diff:.3g} "
-                      f"(tolerance {tolerance:g}); the piece may depend on Python state "
-                      "that cannot be saved.")
+    raise HubkitError(
+      f"the export's outputs differ from the source piece by {diff:.3g} "
+      f"(tolerance {tolerance:g}); the piece may depend on Python state "
+      "that cannot be saved."
+    )
   return {"parity_max_abs_diff": diff}, loaded
 
 
@@ -166,17 +184,25 @@ def _save_tf_keras_with_vocabularies(piece: Any, signature: Any, export_dir: str
   obj.variables = [v for v in piece.variables if isinstance(v, tf.Variable)]
   obj.trainable_variables = [v for v in piece.trainable_variables if isinstance(v, tf.Variable)]
   obj.regularization_losses = [
-      _regularization_loss(penalty) for layer in piece._flatten_layers()  # pylint: disable=protected-access
-      for penalty in layer._callable_losses]  # pylint: disable=protected-access
+    _regularization_loss(penalty)
+    for layer in piece._flatten_layers()
+    for penalty in layer._callable_losses
+  ]
   for loss in obj.regularization_losses:
     loss.get_concrete_function()
   tf.saved_model.save(obj, export_dir)
 
 
-def export_keras_submodel(model: Any, export_dir: str, input_layer: Optional[str] = None,
-                          output_layer: Optional[str] = None,
-                          input_spec: Optional[Any] = None, weights: Optional[str] = None,
-                          overwrite: bool = False, tolerance: float = 1e-5) -> str:
+def export_keras_submodel(
+  model: Any,
+  export_dir: str,
+  input_layer: Optional[str] = None,
+  output_layer: Optional[str] = None,
+  input_spec: Optional[Any] = None,
+  weights: Optional[str] = None,
+  overwrite: bool = False,
+  tolerance: float = 1e-5,
+) -> str:
   """Exports a piece of a Keras model (or all of it) as a Reusable SavedModel.
 
   Args:
@@ -205,17 +231,29 @@ def export_keras_submodel(model: Any, export_dir: str, input_layer: Optional[str
   flavour = sources.flavour(model)
   graph = _is_graph_model(model, flavour)
   if not graph and (input_layer or output_layer):
-    raise UsageError(f"{model.name} is a subclassed model, which has no layer graph to cut; "
-                     "export it whole (omit input_layer/output_layer).")
+    raise UsageError(
+      f"{model.name} is a subclassed model, which has no layer graph to cut; "
+      "export it whole (omit input_layer/output_layer)."
+    )
   if not graph and input_spec is None:
-    raise UsageError(f"{model.name} is a subclassed model, so its input shape is unknown; "
-                     "pass `input_spec`=float32:[None,64].")
+    raise UsageError(
+      f"{model.name} is a subclassed model, so its input shape is unknown; "
+      "pass `input_spec`=float32:[None,64]."
+    )
   piece = _cut(model, flavour, input_layer, output_layer)
   signature = _input_signature(piece, input_spec)
   lambdas = _warn_lambda_layers(piece)
-  info = {"source": {"kind": "keras", "flavour": flavour, "path": source_path,
-                     "model": model.name, "input_layer": input_layer,
-                     "output_layer": output_layer, "lambda_layers": lambdas}}
+  info = {
+    "source": {
+      "kind": "keras",
+      "flavour": flavour,
+      "path": source_path,
+      "model": model.name,
+      "input_layer": input_layer,
+      "output_layer": output_layer,
+      "lambda_layers": lambdas,
+    }
+  }
   with atomic_directory(export_dir, overwrite=overwrite) as tmp:
     if flavour == "tf_keras" and any(not isinstance(w, tf.Variable) for w in piece.weights):
       _save_tf_keras_with_vocabularies(piece, signature, tmp)

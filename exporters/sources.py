@@ -15,17 +15,24 @@ from typing import Any, Optional
 
 from hubkit.errors import UsageError
 
-SUPPORTED = ("an in-memory tf_keras or Keras 3 model", "a tf_keras SavedModel directory",
-             "an .h5 file", "a Keras 3 .keras file", "a .json config with `weights`")
+SUPPORTED = (
+  "an in-memory tf_keras or Keras 3 model",
+  "a tf_keras SavedModel directory",
+  "an .h5 file",
+  "a Keras 3 .keras file",
+  "a .json config with `weights`",
+)
 
 
 def _keras3():
-  import keras  # pylint: disable=g-import-not-at-top
+  import keras
+
   return keras
 
 
 def _tf_keras():
-  import tf_keras  # pylint: disable=g-import-not-at-top
+  import tf_keras
+
   return tf_keras
 
 
@@ -39,8 +46,7 @@ def flavour(model: Any) -> str:
     return "tf_keras"
   if isinstance(model, _keras3().Model):
     return "keras3"
-  raise UsageError(f"{type(model).__name__} is not a Keras model; pass "
-                   f"{', '.join(SUPPORTED)}.")
+  raise UsageError(f"{type(model).__name__} is not a Keras model; pass {', '.join(SUPPORTED)}.")
 
 
 def _major(version: Optional[str]) -> int:
@@ -51,7 +57,8 @@ def _major(version: Optional[str]) -> int:
 
 
 def _h5_keras_version(path: str) -> Optional[str]:
-  import h5py  # pylint: disable=g-import-not-at-top
+  import h5py
+
   with h5py.File(path, "r") as f:
     version = f.attrs.get("keras_version")
   return version.decode() if isinstance(version, bytes) else version
@@ -63,8 +70,9 @@ def _json_is_keras3(text: str) -> bool:
   try:
     config = json.loads(text)
   except ValueError as e:
-    raise UsageError(f"the model config is not valid JSON ({e}); write it with "
-                     "model.to_json().") from e
+    raise UsageError(
+      f"the model config is not valid JSON ({e}); write it with model.to_json()."
+    ) from e
   if not isinstance(config, dict):
     raise UsageError("the model config must be a JSON object as model.to_json() writes it.")
   if "keras_version" in config:
@@ -75,12 +83,15 @@ def _json_is_keras3(text: str) -> bool:
 def _load(path: str, weights: Optional[str]) -> Any:
   if os.path.isdir(path):
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
-      raise UsageError(f"{path} is a directory without saved_model.pb; pass "
-                       f"{', '.join(SUPPORTED)}.")
+      raise UsageError(
+        f"{path} is a directory without saved_model.pb; pass {', '.join(SUPPORTED)}."
+      )
     if not os.path.exists(os.path.join(path, "keras_metadata.pb")):
-      raise UsageError(f"{path} is a SavedModel without Keras metadata (keras_metadata.pb), "
-                       "so its layers cannot be cut; it may already be a Reusable "
-                       "SavedModel: run 'hubkit check' on it.")
+      raise UsageError(
+        f"{path} is a SavedModel without Keras metadata (keras_metadata.pb), "
+        "so its layers cannot be cut; it may already be a Reusable "
+        "SavedModel: run 'hubkit check' on it."
+      )
     return _tf_keras().models.load_model(path, compile=False)
   if path.endswith(".keras"):
     return _keras3().saving.load_model(path, compile=False)
@@ -90,8 +101,10 @@ def _load(path: str, weights: Optional[str]) -> Any:
     return _tf_keras().models.load_model(path, compile=False)
   if path.endswith(".json"):
     if not weights:
-      raise UsageError(f"{path} holds only the architecture; pass its weights file too "
-                       "(weights=... or --weights=FILE).")
+      raise UsageError(
+        f"{path} holds only the architecture; pass its weights file too "
+        "(weights=... or --weights=FILE)."
+      )
     if not os.path.exists(weights):
       raise UsageError(f"weights file {weights} does not exist; check the path.")
     with open(path, encoding="utf-8") as f:
@@ -119,10 +132,11 @@ def load_keras_model(model: Any, weights: Optional[str] = None) -> Any:
     UsageError: the path does not exist, its format is unknown, or it cannot
       be loaded (the reason is named).
   """
-  if weights and not (isinstance(model, (str, os.PathLike)) and
-                      os.fspath(model).endswith(".json")):
-    raise UsageError("`weights` apply only to a .json architecture; this model "
-                     "holds its own weights, so drop `weights`.")
+  if weights and not (isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".json")):
+    raise UsageError(
+      "`weights` apply only to a .json architecture; this model "
+      "holds its own weights, so drop `weights`."
+    )
   if not isinstance(model, (str, os.PathLike)):
     flavour(model)
     return model
@@ -133,7 +147,7 @@ def load_keras_model(model: Any, weights: Optional[str] = None) -> Any:
     return _load(path, weights)
   except UsageError:
     raise
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     # Keras raises many exception types for unreadable or foreign files; the
     # user needs the reason on one line, not a traceback.
     reason = (str(e).strip().splitlines() or [type(e).__name__])[0]

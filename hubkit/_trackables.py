@@ -6,8 +6,9 @@ from typing import Any, Callable, Dict, Hashable, Iterable, Tuple
 import tensorflow as tf
 
 
-def all_paths(children_of: Callable[[Any], Iterable[Tuple[str, Any, Hashable]]],
-              root: Any) -> Dict[str, Any]:
+def all_paths(
+  children_of: Callable[[Any], Iterable[Tuple[str, Any, Hashable]]], root: Any
+) -> Dict[str, Any]:
   """Maps every "/"-joined attribute path below `root` to the node it reaches.
 
   Breadth first, so shorter paths and earlier attributes come first. A node
@@ -38,11 +39,12 @@ def all_paths(children_of: Callable[[Any], Iterable[Tuple[str, Any, Hashable]]],
 
 def variable_paths(root: tf.train.Checkpoint) -> Dict[str, tf.Variable]:
   """Maps the checkpoint object path of every variable below `root` to it."""
+
   def children_of(obj):
     if isinstance(obj, tf.Variable):
       return []
     # _trackable_children is what tf.train.Checkpoint itself walks to name
     # checkpoint entries, so these paths match what it writes.
-    return [(name, child, id(child))
-            for name, child in obj._trackable_children().items()]  # pylint: disable=protected-access
+    return [(name, child, id(child)) for name, child in obj._trackable_children().items()]
+
   return {p: v for p, v in all_paths(children_of, root).items() if isinstance(v, tf.Variable)}

@@ -48,6 +48,7 @@ class ExtractLimits:
     max_depth: path components of one entry (HUBKIT_MAX_EXTRACT_DEPTH).
     max_name_bytes: bytes of one entry's path (HUBKIT_MAX_EXTRACT_NAME_BYTES).
   """
+
   max_bytes: int = 32 << 30
   max_ratio: float = 100.0
   max_entries: int = 10_000
@@ -95,25 +96,36 @@ class _CountingReader:
 
 
 def _refuse(archive: str, entry: str, why: str) -> UsageError:
-  return UsageError(f"refusing to extract {archive}: entry {entry!r} {why}; only publish "
-                    "archives made by 'hubkit pack' (or tar -czf m.tar.gz -C module_dir .).")
+  return UsageError(
+    f"refusing to extract {archive}: entry {entry!r} {why}; only publish "
+    "archives made by 'hubkit pack' (or tar -czf m.tar.gz -C module_dir .)."
+  )
 
 
 def _over_limit(archive: str, what: str, field: str, limit: Any) -> UsageError:
-  return UsageError(f"refusing to extract {archive}: {what} (limit {limit}); nothing was kept. "
-                    f"If you trust this archive, raise the limit with {_limit_env(field)}=N.")
+  return UsageError(
+    f"refusing to extract {archive}: {what} (limit {limit}); nothing was kept. "
+    f"If you trust this archive, raise the limit with {_limit_env(field)}=N."
+  )
 
 
-def _normalized(archive: str, member: tarfile.TarInfo,
-                limits: ExtractLimits) -> Optional[str]:
+def _normalized(archive: str, member: tarfile.TarInfo, limits: ExtractLimits) -> Optional[str]:
   """Returns the member's safe relative path, None for the root entry, or raises."""
   name = member.name
   if len(name.encode("utf-8", "surrogateescape")) > limits.max_name_bytes:
-    raise _over_limit(archive, f"an entry's path is {len(name)} characters long",
-                      "max_name_bytes", limits.max_name_bytes)
+    raise _over_limit(
+      archive,
+      f"an entry's path is {len(name)} characters long",
+      "max_name_bytes",
+      limits.max_name_bytes,
+    )
   if len([p for p in name.split("/") if p not in ("", ".")]) > limits.max_depth:
-    raise _over_limit(archive, f"entry {name[:60]!r}… is nested "
-                      f"{name.count('/') + 1} directories deep", "max_depth", limits.max_depth)
+    raise _over_limit(
+      archive,
+      f"entry {name[:60]!r}… is nested {name.count('/') + 1} directories deep",
+      "max_depth",
+      limits.max_depth,
+    )
   if member.issparse():
     raise _refuse(archive, name, "is a sparse file (its holes would expand on disk)")
   if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\\" in name:
@@ -130,16 +142,23 @@ def _normalized(archive: str, member: tarfile.TarInfo,
       raise _refuse(archive, name, "is a file at the archive root's own path")
     return None
   if not layout.is_allowed(relpath):
-    raise _refuse(archive, name, "is outside the SavedModel allow-list (saved_model.pb, "
-                  "variables/, assets/, assets.extra/, fingerprint.pb, keras_metadata.pb)")
+    raise _refuse(
+      archive,
+      name,
+      "is outside the SavedModel allow-list (saved_model.pb, "
+      "variables/, assets/, assets.extra/, fingerprint.pb, keras_metadata.pb)",
+    )
   return relpath
 
 
-def extract_module_archive(archive: str, target_dir: str,
-                           on_bytes: Optional[Callable[[int], None]] = None,
-                           fileobj: Optional[BinaryIO] = None,
-                           limits: Optional[ExtractLimits] = None,
-                           digests: Optional[Dict[str, str]] = None) -> List[str]:
+def extract_module_archive(
+  archive: str,
+  target_dir: str,
+  on_bytes: Optional[Callable[[int], None]] = None,
+  fileobj: Optional[BinaryIO] = None,
+  limits: Optional[ExtractLimits] = None,
+  digests: Optional[Dict[str, str]] = None,
+) -> List[str]:
   """Extracts a module archive into an existing, empty directory.
 
   The archive is read as a stream (tar mode "r|*": gzip-compressed or plain,
@@ -178,8 +197,12 @@ def extract_module_archive(archive: str, target_dir: str,
       for member in tar:
         entries += 1
         if entries > limits.max_entries:
-          raise _over_limit(archive, f"it holds more than {limits.max_entries} entries",
-                            "max_entries", limits.max_entries)
+          raise _over_limit(
+            archive,
+            f"it holds more than {limits.max_entries} entries",
+            "max_entries",
+            limits.max_entries,
+          )
         relpath = _normalized(archive, member, limits)
         if relpath is None:
           continue
@@ -189,20 +212,32 @@ def extract_module_archive(archive: str, target_dir: str,
           continue
         os.makedirs(os.path.dirname(destination), exist_ok=True)
         if total + member.size > limits.max_bytes:
-          raise _over_limit(archive, f"it expands to more than {limits.max_bytes} bytes",
-                            "max_bytes", limits.max_bytes)
+          raise _over_limit(
+            archive,
+            f"it expands to more than {limits.max_bytes} bytes",
+            "max_bytes",
+            limits.max_bytes,
+          )
         source = tar.extractfile(member)
         digest = hashlib.sha256() if digests is not None else None
         with source, open(destination, "xb") as out:
           for chunk in iter(functools.partial(source.read, _CHUNK), b""):
             total += len(chunk)
             if total > limits.max_bytes:
-              raise _over_limit(archive, f"it expands to more than {limits.max_bytes} bytes",
-                                "max_bytes", limits.max_bytes)
+              raise _over_limit(
+                archive,
+                f"it expands to more than {limits.max_bytes} bytes",
+                "max_bytes",
+                limits.max_bytes,
+              )
             if total > _RATIO_FLOOR_BYTES and total > limits.max_ratio * max(counter.count, 1):
-              raise _over_limit(archive, f"it expands more than {limits.max_ratio:g}-fold "
-                                f"({counter.count} compressed bytes gave {total})",
-                                "max_ratio", limits.max_ratio)
+              raise _over_limit(
+                archive,
+                f"it expands more than {limits.max_ratio:g}-fold "
+                f"({counter.count} compressed bytes gave {total})",
+                "max_ratio",
+                limits.max_ratio,
+              )
             out.write(chunk)
             if digest:
               digest.update(chunk)
@@ -216,14 +251,20 @@ def extract_module_archive(archive: str, target_dir: str,
   except FileExistsError as e:
     raise _refuse(archive, os.path.relpath(e.filename, target_dir), "appears twice") from e
   except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-    raise ArchiveError(f"{archive} does not appear to be a valid module archive ({e}); "
-                       "download it again or re-pack it with 'hubkit pack'.") from e
+    raise ArchiveError(
+      f"{archive} does not appear to be a valid module archive ({e}); "
+      "download it again or re-pack it with 'hubkit pack'."
+    ) from e
   except OSError as e:
-    raise ArchiveError(f"cannot extract {archive}: {e.strerror or e} ({e.filename}); check "
-                       "the path and free disk space.") from e
+    raise ArchiveError(
+      f"cannot extract {archive}: {e.strerror or e} ({e.filename}); check "
+      "the path and free disk space."
+    ) from e
   if "saved_model.pb" not in written:
-    raise UsageError(f"{archive} has no saved_model.pb at its root; the archive root must be "
-                     "the SavedModel directory (tar -czf m.tar.gz -C module_dir .).")
+    raise UsageError(
+      f"{archive} has no saved_model.pb at its root; the archive root must be "
+      "the SavedModel directory (tar -czf m.tar.gz -C module_dir .)."
+    )
   return written
 
 

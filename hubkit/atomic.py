@@ -39,8 +39,10 @@ def as_if_created(path: str, is_dir: bool) -> None:
 
 def _check_target(path: str, overwrite: bool) -> None:
   if os.path.lexists(path) and not overwrite:
-    raise UsageError(f"{path} already exists; choose another path or pass "
-                     "overwrite=True (--overwrite on the command line).")
+    raise UsageError(
+      f"{path} already exists; choose another path or pass "
+      "overwrite=True (--overwrite on the command line)."
+    )
   parent = os.path.dirname(os.path.abspath(path))
   if os.path.exists(parent) and not os.path.isdir(parent):
     raise UsageError(f"cannot write {path}: {parent} is not a directory.")
@@ -95,14 +97,12 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
   _check_target(path, overwrite)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                         dir=parent)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
   try:
     yield tmp
     as_if_created(tmp, is_dir=True)
     if os.path.lexists(path):
-      old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old",
-                             dir=parent)
+      old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old", dir=parent)
       os.rename(path, os.path.join(old, "content"))
       os.rename(tmp, path)
       shutil.rmtree(old, ignore_errors=True)
@@ -114,8 +114,7 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str, mode: str = "wb",
-                overwrite: bool = True) -> Iterator[object]:
+def atomic_file(path: str, mode: str = "wb", overwrite: bool = True) -> Iterator[object]:
   """Yields a file object whose content replaces `path` only when complete.
 
   Args:
@@ -131,8 +130,7 @@ def atomic_file(path: str, mode: str = "wb",
   _check_target(path, overwrite)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.",
-                             suffix=".tmp", dir=parent)
+  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
   try:
     with os.fdopen(fd, mode) as f:
       yield f

@@ -89,6 +89,7 @@ def module_problems(module_dir: str) -> List[str]:
 @dataclasses.dataclass
 class CacheEntry:
   """One cached module."""
+
   key: str
   path: str
   handle: Optional[str]
@@ -119,13 +120,20 @@ class ModuleCache:
       progress before its lock is taken over.
   """
 
-  def __init__(self, cache_dir: Optional[str] = None, progress: Optional[bool] = None,
-               stale_lock_seconds: float = STALE_LOCK_SECONDS):
-    self.cache_dir = os.path.abspath(handles.local_path(os.fspath(cache_dir))
-                                     if cache_dir else default_cache_dir())
+  def __init__(
+    self,
+    cache_dir: Optional[str] = None,
+    progress: Optional[bool] = None,
+    stale_lock_seconds: float = STALE_LOCK_SECONDS,
+  ):
+    self.cache_dir = os.path.abspath(
+      handles.local_path(os.fspath(cache_dir)) if cache_dir else default_cache_dir()
+    )
     if os.path.exists(self.cache_dir) and not os.path.isdir(self.cache_dir):
-      raise UsageError(f"the cache folder {self.cache_dir} is a file; set TFHUB_CACHE_DIR "
-                       "(or cache_dir) to a folder.")
+      raise UsageError(
+        f"the cache folder {self.cache_dir} is a file; set TFHUB_CACHE_DIR "
+        "(or cache_dir) to a folder."
+      )
     self._progress = progress
     self._stale_lock_seconds = stale_lock_seconds
 
@@ -138,8 +146,7 @@ class ModuleCache:
     """The entry folder a handle is cached in."""
     return os.path.join(self.cache_dir, self.key(handle))
 
-  def resolve(self, handle: str, safe_mode: bool = True,
-              allow_ops: Sequence[str] = ()) -> str:
+  def resolve(self, handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = ()) -> str:
     """Returns a local module directory for a path, archive or URL handle.
 
     Local directories are returned as they are; archives and URLs are
@@ -180,10 +187,12 @@ class ModuleCache:
     """
     st = os.stat(self.cache_dir)
     if st.st_mode & 0o022:
-      raise UsageError(f"the cache folder {self.cache_dir} is writable by other users, who "
-                       "could replace what hubkit loads from it; run "
-                       f"'chmod go-w {self.cache_dir}' or set TFHUB_CACHE_DIR to a folder of "
-                       "your own.")
+      raise UsageError(
+        f"the cache folder {self.cache_dir} is writable by other users, who "
+        "could replace what hubkit loads from it; run "
+        f"'chmod go-w {self.cache_dir}' or set TFHUB_CACHE_DIR to a folder of "
+        "your own."
+      )
 
   def entry_problems(self, module_dir: str, source: Optional[List[int]] = None) -> List[str]:
     """Why a cache entry is not a trustworthy hit (empty when it is).
@@ -201,8 +210,13 @@ class ModuleCache:
         problems = ["the archive changed since it was extracted"]
     return problems
 
-  def _fetch(self, handle: str, fill: Callable[[str, str, Dict[str, str]], str],
-             source: Optional[List[int]], scan: Optional[Callable[[str], None]]) -> str:
+  def _fetch(
+    self,
+    handle: str,
+    fill: Callable[[str, str, Dict[str, str]], str],
+    source: Optional[List[int]],
+    scan: Optional[Callable[[str], None]],
+  ) -> str:
     created = not os.path.isdir(self.cache_dir)
     os.makedirs(self.cache_dir, exist_ok=True)
     try:
@@ -222,8 +236,9 @@ class ModuleCache:
       os.utime(self._descriptor(module_dir))
     return module_dir
 
-  def _fetch_into_cache(self, handle: str, fill, source: Optional[List[int]],
-                        scan: Optional[Callable[[str], None]]) -> str:
+  def _fetch_into_cache(
+    self, handle: str, fill, source: Optional[List[int]], scan: Optional[Callable[[str], None]]
+  ) -> str:
     module_dir = self.path_for(handle)
     self._check_cache_dir()
     problems = self.entry_problems(module_dir, source)
@@ -240,8 +255,11 @@ class ModuleCache:
       if not problems:
         return self._hit(module_dir, scan)
       if os.path.lexists(module_dir):
-        logging.warning("cached copy of %s is not trusted (%s); fetching it again",
-                        handle, "; ".join(problems[:2]))
+        logging.warning(
+          "cached copy of %s is not trusted (%s); fetching it again",
+          handle,
+          "; ".join(problems[:2]),
+        )
         locking.remove_tree(module_dir)
       os.makedirs(lock.temp_dir)
       digests: Dict[str, str] = {}
@@ -261,8 +279,7 @@ class ModuleCache:
         os.remove(f"{self._descriptor(module_dir)}.{lock.task_uid}")
       lock.release()
 
-  def _move_into_place(self, temp_dir: str, module_dir: str,
-                       source: Optional[List[int]]) -> bool:
+  def _move_into_place(self, temp_dir: str, module_dir: str, source: Optional[List[int]]) -> bool:
     """Renames a finished download into place; False when another process
     (which took over a stale lock) put a trustworthy copy there meanwhile."""
     try:
@@ -278,16 +295,22 @@ class ModuleCache:
     os.rename(temp_dir, module_dir)
     return True
 
-  def _read_only_hit(self, handle: str, module_dir: str,
-                     scan: Optional[Callable[[str], None]], error: OSError) -> str:
+  def _read_only_hit(
+    self, handle: str, module_dir: str, scan: Optional[Callable[[str], None]], error: OSError
+  ) -> str:
     """A cache hubkit cannot write to (filled by another user or by
     tensorflow_hub): a complete entry is used as it is, after the op scan."""
     if module_problems(module_dir):
-      raise UsageError(f"{handle} is not cached completely in {self.cache_dir} and the cache is "
-                       f"not writable ({error.strerror}); set TFHUB_CACHE_DIR to a folder of "
-                       "your own.") from error
-    logging.warning("using %s from the read-only cache %s without a hubkit manifest to verify "
-                    "it against", handle, self.cache_dir)
+      raise UsageError(
+        f"{handle} is not cached completely in {self.cache_dir} and the cache is "
+        f"not writable ({error.strerror}); set TFHUB_CACHE_DIR to a folder of "
+        "your own."
+      ) from error
+    logging.warning(
+      "using %s from the read-only cache %s without a hubkit manifest to verify it against",
+      handle,
+      self.cache_dir,
+    )
     return self._hit(module_dir, scan)
 
   @staticmethod
@@ -297,14 +320,20 @@ class ModuleCache:
   def _write_descriptor(self, handle: str, module_dir: str, task_uid: str) -> None:
     temp = f"{self._descriptor(module_dir)}.{task_uid}"
     with open(temp, "w", encoding="utf-8") as f:
-      f.write(f"Module: {handle}\nDownload Time: {datetime.datetime.today()}\n"
-              f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})")
+      f.write(
+        f"Module: {handle}\nDownload Time: {datetime.datetime.today()}\n"
+        f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})"
+      )
     os.replace(temp, self._descriptor(module_dir))
 
   def _extract_file(self, path: str, target: str, digests: Dict[str, str]) -> str:
     """Extracts a local archive (filling `digests`); returns its sha256."""
-    with open(path, "rb") as f, Progress(f"extracting {os.path.basename(path)}",
-                                         os.path.getsize(path), enabled=self._progress) as p:
+    with (
+      open(path, "rb") as f,
+      Progress(
+        f"extracting {os.path.basename(path)}", os.path.getsize(path), enabled=self._progress
+      ) as p,
+    ):
       reader = download.HashingReader(f, p, path)
       archive.extract_module_archive(path, target, fileobj=reader, digests=digests)
       reader.drain()
@@ -336,8 +365,9 @@ class ModuleCache:
       except UsageError:
         problems.append("assets.extra/hubkit.json is malformed")
     size = 0 if os.path.islink(path) else locking.dir_size(path)
-    return CacheEntry(name, path, match.group(1) if match else None, size, used,
-                      list(dict.fromkeys(problems)))
+    return CacheEntry(
+      name, path, match.group(1) if match else None, size, used, list(dict.fromkeys(problems))
+    )
 
   def verify(self) -> List[CacheEntry]:
     """Checks every entry deeply: its manifest (every file hashed again, no
@@ -359,8 +389,9 @@ class ModuleCache:
       key = self.key(handle_or_key)
     path = os.path.join(self.cache_dir, key)
     if not os.path.lexists(path):
-      raise NotFoundError(f"{handle_or_key} is not in the cache {self.cache_dir}; "
-                          "'hubkit cache ls' lists what is.")
+      raise NotFoundError(
+        f"{handle_or_key} is not in the cache {self.cache_dir}; 'hubkit cache ls' lists what is."
+      )
     with locking.CacheLock(path, handle_or_key, self._stale_lock_seconds):
       # Renamed first so that readers never see a half-deleted module.
       locking.remove_tree(path)
@@ -387,5 +418,6 @@ class ModuleCache:
 def _ensure_safe(module_dir: str, allow_ops: Sequence[str]) -> None:
   # Imported here: the scan needs TensorFlow's protos, the rest of the cache
   # does not.
-  from hubkit.safety import verdicts  # pylint: disable=g-import-not-at-top
+  from hubkit.safety import verdicts
+
   verdicts.ensure_safe(module_dir, allow_ops)

@@ -15,14 +15,40 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from hubkit.errors import UsageError
 
 FORMATS = ("hub", "saved_model", "saved_model_2")
-TASKS = ("audio-embedding", "audio-event-classification", "audio-speech-to-text",
-         "image-classification", "image-feature-vector", "image-object-detection",
-         "image-segmentation", "image-style-transfer", "image-generator", "text-classification",
-         "text-embedding", "text-generation", "text-language-model", "text-question-answering",
-         "text-retrieval-question-answering", "text-segmentation", "text-to-mel",
-         "video-classification", "video-generation", "feature-vector", "other")
-LICENSES = ("Apache-2.0", "MIT", "BSD-2-Clause", "BSD-3-Clause", "CC-BY-4.0", "CC-BY-SA-4.0",
-            "CC0-1.0", "GPL-3.0", "custom")
+TASKS = (
+  "audio-embedding",
+  "audio-event-classification",
+  "audio-speech-to-text",
+  "image-classification",
+  "image-feature-vector",
+  "image-object-detection",
+  "image-segmentation",
+  "image-style-transfer",
+  "image-generator",
+  "text-classification",
+  "text-embedding",
+  "text-generation",
+  "text-language-model",
+  "text-question-answering",
+  "text-retrieval-question-answering",
+  "text-segmentation",
+  "text-to-mel",
+  "video-classification",
+  "video-generation",
+  "feature-vector",
+  "other",
+)
+LICENSES = (
+  "Apache-2.0",
+  "MIT",
+  "BSD-2-Clause",
+  "BSD-3-Clause",
+  "CC-BY-4.0",
+  "CC-BY-SA-4.0",
+  "CC0-1.0",
+  "GPL-3.0",
+  "custom",
+)
 KAGGLE_METADATA_NAME = "model-instance-metadata.json"
 REQUIRED = ("asset-path", "task", "fine-tunable", "format")
 REPEATABLE = ("task", "dataset", "language", "network-architecture")
@@ -40,9 +66,11 @@ def parse_handle(handle: str) -> Tuple[str, str, str]:
   """
   match = HANDLE.match(handle or "")
   if not match:
-    raise UsageError(f"handle {handle!r} must be publisher/name/version: lower-case letters, "
-                     "digits, '-' or '_' and a positive integer version, e.g. "
-                     "hubkit/digits-features/1.")
+    raise UsageError(
+      f"handle {handle!r} must be publisher/name/version: lower-case letters, "
+      "digits, '-' or '_' and a positive integer version, e.g. "
+      "hubkit/digits-features/1."
+    )
   return match.group(1), match.group(2), match.group(3)
 
 
@@ -63,10 +91,16 @@ def guess_task(record: Optional[Mapping[str, Any]]) -> str:
   return "feature-vector"
 
 
-def render_card(handle: str, description: str, asset_path: str, task: str,
-                fine_tunable: bool = True, model_format: str = "saved_model_2",
-                extra: Optional[Mapping[str, Iterable[str]]] = None,
-                record: Optional[Mapping[str, Any]] = None) -> str:
+def render_card(
+  handle: str,
+  description: str,
+  asset_path: str,
+  task: str,
+  fine_tunable: bool = True,
+  model_format: str = "saved_model_2",
+  extra: Optional[Mapping[str, Iterable[str]]] = None,
+  record: Optional[Mapping[str, Any]] = None,
+) -> str:
   """Returns a tfhub.dev markdown card.
 
   Args:
@@ -91,14 +125,26 @@ def render_card(handle: str, description: str, asset_path: str, task: str,
       lines.append(f"<!-- {key}: {value} -->")
   lines += ["", "## Overview", "", " ".join(description.split()), ""]
   if record:
-    lines += ["## Details", "",
-              f"* Inputs: `{json.dumps(record.get('inputs'))}`",
-              f"* Outputs: `{json.dumps(record.get('outputs'))}`",
-              f"* Parameters: {record.get('num_parameters', 'unknown')}",
-              f"* Exported with hubkit {record.get('hubkit_version')} and TensorFlow "
-              f"{record.get('tensorflow_version')}", ""]
-  lines += ["## Usage", "", "```python", "import tensorflow_hub as hub", "",
-            f'layer = hub.KerasLayer("{asset_path}", trainable={bool(fine_tunable)})', "```", ""]
+    lines += [
+      "## Details",
+      "",
+      f"* Inputs: `{json.dumps(record.get('inputs'))}`",
+      f"* Outputs: `{json.dumps(record.get('outputs'))}`",
+      f"* Parameters: {record.get('num_parameters', 'unknown')}",
+      f"* Exported with hubkit {record.get('hubkit_version')} and TensorFlow "
+      f"{record.get('tensorflow_version')}",
+      "",
+    ]
+  lines += [
+    "## Usage",
+    "",
+    "```python",
+    "import tensorflow_hub as hub",
+    "",
+    f'layer = hub.KerasLayer("{asset_path}", trainable={bool(fine_tunable)})',
+    "```",
+    "",
+  ]
   return "\n".join(lines)
 
 
@@ -107,8 +153,10 @@ def validate_card_text(text: str) -> List[str]:
   lines = text.splitlines()
   problems = []
   if not lines or not _FIRST_LINE.match(lines[0].strip()):
-    problems.append("line 1: must be '# Module publisher/name/version' (lower-case publisher "
-                    "and name, integer version)")
+    problems.append(
+      "line 1: must be '# Module publisher/name/version' (lower-case publisher "
+      "and name, integer version)"
+    )
   if len(lines) < 2 or not lines[1].strip() or lines[1].lstrip().startswith(("<!--", "#")):
     problems.append("line 2: must be a one-line description")
   seen: Dict[str, List[int]] = {}
@@ -119,8 +167,9 @@ def validate_card_text(text: str) -> List[str]:
     key, value = match.group(1), match.group(2)
     seen.setdefault(key, []).append(number)
     if key not in REQUIRED + OPTIONAL:
-      problems.append(f"line {number}: unknown metadata key {key!r}; valid keys: "
-                      f"{', '.join(REQUIRED + OPTIONAL)}")
+      problems.append(
+        f"line {number}: unknown metadata key {key!r}; valid keys: {', '.join(REQUIRED + OPTIONAL)}"
+      )
     elif key == "asset-path" and not value.endswith(".tar.gz"):
       problems.append(f"line {number}: asset-path must end in .tar.gz, got {value!r}")
     elif key == "format" and value not in FORMATS:
@@ -138,8 +187,10 @@ def validate_card_text(text: str) -> List[str]:
       problems.append(f"line -: required metadata '<!-- {key}: ... -->' is missing")
   for key, numbers in seen.items():
     if len(numbers) > 1 and key not in REPEATABLE:
-      problems.append(f"line {numbers[1]}: {key} appears {len(numbers)} times (lines "
-                      f"{', '.join(map(str, numbers))}); it must appear once")
+      problems.append(
+        f"line {numbers[1]}: {key} appears {len(numbers)} times (lines "
+        f"{', '.join(map(str, numbers))}); it must appear once"
+      )
   return problems
 
 
@@ -157,27 +208,35 @@ def validate_card(path: str) -> List[str]:
   return validate_card_text(text)
 
 
-def kaggle_metadata(handle: str, description: str, fine_tunable: bool,
-                    license_name: Optional[str], datasets: Iterable[str]) -> Dict[str, Any]:
+def kaggle_metadata(
+  handle: str,
+  description: str,
+  fine_tunable: bool,
+  license_name: Optional[str],
+  datasets: Iterable[str],
+) -> Dict[str, Any]:
   """Returns Kaggle's model-instance-metadata.json content for kagglehub uploads."""
   publisher, name, version = parse_handle(handle)
   return {
-      "ownerSlug": publisher,
-      "modelSlug": name,
-      "instanceSlug": "default",
-      "framework": "tensorFlow2",
-      "overview": " ".join(description.split()),
-      "usage": (f"```python\nimport tensorflow_hub as hub\n\nlayer = hub.KerasLayer(PATH, "
-                f"trainable={bool(fine_tunable)})\n```\nVersion {version} of {handle}."),
-      "licenseName": license_name or "Apache 2.0",
-      "fineTunable": bool(fine_tunable),
-      "trainingData": list(datasets),
-      "modelInstanceType": "Unspecified",
+    "ownerSlug": publisher,
+    "modelSlug": name,
+    "instanceSlug": "default",
+    "framework": "tensorFlow2",
+    "overview": " ".join(description.split()),
+    "usage": (
+      f"```python\nimport tensorflow_hub as hub\n\nlayer = hub.KerasLayer(PATH, "
+      f"trainable={bool(fine_tunable)})\n```\nVersion {version} of {handle}."
+    ),
+    "licenseName": license_name or "Apache 2.0",
+    "fineTunable": bool(fine_tunable),
+    "trainingData": list(datasets),
+    "modelInstanceType": "Unspecified",
   }
 
 
-def card_options_from(record: Optional[Mapping[str, Any]], task: Optional[str],
-                      fine_tunable: Optional[bool]) -> Tuple[str, bool]:
+def card_options_from(
+  record: Optional[Mapping[str, Any]], task: Optional[str], fine_tunable: Optional[bool]
+) -> Tuple[str, bool]:
   """Fills task and fine-tunable from hubkit.json where not given."""
   task = task or guess_task(record)
   if fine_tunable is None:
@@ -185,11 +244,18 @@ def card_options_from(record: Optional[Mapping[str, Any]], task: Optional[str],
   return task, fine_tunable
 
 
-def write_card_files(directory: str, handle: str, description: str, asset_path: str,
-                     record: Optional[Mapping[str, Any]], task: Optional[str] = None,
-                     fine_tunable: Optional[bool] = None, model_format: str = "saved_model_2",
-                     extra: Optional[Mapping[str, Iterable[str]]] = None,
-                     card_name: str = "README.md") -> Tuple[str, str]:
+def write_card_files(
+  directory: str,
+  handle: str,
+  description: str,
+  asset_path: str,
+  record: Optional[Mapping[str, Any]],
+  task: Optional[str] = None,
+  fine_tunable: Optional[bool] = None,
+  model_format: str = "saved_model_2",
+  extra: Optional[Mapping[str, Iterable[str]]] = None,
+  card_name: str = "README.md",
+) -> Tuple[str, str]:
   """Writes the markdown card and model-instance-metadata.json into `directory`.
 
   Returns:
@@ -198,10 +264,12 @@ def write_card_files(directory: str, handle: str, description: str, asset_path: 
   Raises:
     UsageError: a bad handle, or a card that would not validate.
   """
-  from hubkit.atomic import atomic_file  # pylint: disable=g-import-not-at-top
+  from hubkit.atomic import atomic_file
+
   task, fine_tunable = card_options_from(record, task, fine_tunable)
-  text = render_card(handle, description, asset_path, task, fine_tunable, model_format,
-                     extra, record)
+  text = render_card(
+    handle, description, asset_path, task, fine_tunable, model_format, extra, record
+  )
   problems = validate_card_text(text)
   if problems:
     raise UsageError(f"the card would be invalid: {problems[0]}.")
@@ -211,7 +279,15 @@ def write_card_files(directory: str, handle: str, description: str, asset_path: 
   extra = extra or {}
   kaggle_path = os.path.join(directory, KAGGLE_METADATA_NAME)
   with atomic_file(kaggle_path, "w") as f:
-    json.dump(kaggle_metadata(handle, description, fine_tunable,
-                              next(iter(extra.get("license", [])), None),
-                              extra.get("dataset", [])), f, indent=2)
+    json.dump(
+      kaggle_metadata(
+        handle,
+        description,
+        fine_tunable,
+        next(iter(extra.get("license", [])), None),
+        extra.get("dataset", []),
+      ),
+      f,
+      indent=2,
+    )
   return card_path, kaggle_path

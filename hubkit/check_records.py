@@ -22,8 +22,7 @@ _ENV = "HUBKIT_CHECK_RECORDS"
 
 def records_dir() -> str:
   """`$HUBKIT_CHECK_RECORDS`, or `~/.cache/hubkit/checks`."""
-  return os.environ.get(_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "hubkit",
-                                              "checks")
+  return os.environ.get(_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "hubkit", "checks")
 
 
 def module_digest(module_dir: str) -> str:

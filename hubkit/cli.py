@@ -17,24 +17,36 @@ from typing import List, Optional
 # tool promises; users can still opt back in by setting the variable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import flags  # pylint: disable=g-import-not-at-top
+from absl import flags
 from absl import logging
 
 from hubkit.errors import HubkitError, UsageError
 
 # name -> (module under hubkit.commands, one-line summary). Order is help order.
 COMMANDS = {
-    "demo": ("demo", "Run the main job end to end on the bundled digits example."),
-    "export-module": ("export_module", "Export a module from the hubkit module library by name."),
-    "export-keras": ("export_keras", "Cut a piece out of a Keras model and export it as a Reusable SavedModel."),
-    "check": ("check", "Check that a module loads, behaves and fine-tunes as the interface promises."),
-    "info": ("info", "Show a module's inputs, outputs, variables, signatures, provenance and last check."),
-    "pack": ("pack", "Pack a module into a deterministic hosting-protocol .tar.gz with its card."),
-    "validate-card": ("validate_card", "Validate a tfhub.dev markdown card."),
-    "publish": ("publish", "Pack and publish a module into a local registry root."),
-    "serve": ("serve", "Serve a registry root over the TF Hub hosting protocol."),
-    "cache": ("cache", "List, verify, remove or prune cached modules (TFHUB_CACHE_DIR)."),
-    "finetune": ("finetune", "Fine-tune a module with a new head (resumable, distributed) and re-export it."),
+  "demo": ("demo", "Run the main job end to end on the bundled digits example."),
+  "export-module": ("export_module", "Export a module from the hubkit module library by name."),
+  "export-keras": (
+    "export_keras",
+    "Cut a piece out of a Keras model and export it as a Reusable SavedModel.",
+  ),
+  "check": (
+    "check",
+    "Check that a module loads, behaves and fine-tunes as the interface promises.",
+  ),
+  "info": (
+    "info",
+    "Show a module's inputs, outputs, variables, signatures, provenance and last check.",
+  ),
+  "pack": ("pack", "Pack a module into a deterministic hosting-protocol .tar.gz with its card."),
+  "validate-card": ("validate_card", "Validate a tfhub.dev markdown card."),
+  "publish": ("publish", "Pack and publish a module into a local registry root."),
+  "serve": ("serve", "Serve a registry root over the TF Hub hosting protocol."),
+  "cache": ("cache", "List, verify, remove or prune cached modules (TFHUB_CACHE_DIR)."),
+  "finetune": (
+    "finetune",
+    "Fine-tune a module with a new head (resumable, distributed) and re-export it.",
+  ),
 }
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -57,11 +69,13 @@ def start_tensorflow(logical_cpus: int) -> None:
   saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
   os.dup2(devnull, 2)
   try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+
     cpus = tf.config.list_physical_devices("CPU")
     if logical_cpus > 1 and cpus:
       tf.config.set_logical_device_configuration(
-          cpus[0], [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+        cpus[0], [tf.config.LogicalDeviceConfiguration()] * logical_cpus
+      )
     if logical_cpus:
       tf.config.list_logical_devices()
   finally:
@@ -75,8 +89,10 @@ def _hide_library_info(record) -> bool:
   """Keeps hubkit's progress messages but drops TensorFlow's and Keras' INFO lines."""
   if record.levelno >= logging.converter.STANDARD_WARNING:
     return True
-  return not any(f"{os.sep}{lib}{os.sep}" in record.pathname
-                 for lib in ("tensorflow", "tf_keras", "keras", "tensorflow_hub"))
+  return not any(
+    f"{os.sep}{lib}{os.sep}" in record.pathname
+    for lib in ("tensorflow", "tf_keras", "keras", "tensorflow_hub")
+  )
 
 
 def _usage() -> str:
@@ -111,6 +127,7 @@ def _as_flags(message: str, command) -> str:
   def flag(match: "re.Match") -> str:
     name = renamed.get(match.group(1), match.group(1))
     return f"--{name}" if name in names else match.group(0)
+
   return re.sub(r"`(\w+)`", flag, message)
 
 
@@ -133,8 +150,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     return EXIT_OK if len(argv) >= 2 else EXIT_USAGE
   name = argv[1]
   if name not in COMMANDS:
-    return _error("hubkit", f"unknown command {name!r}; valid commands: "
-                  f"{', '.join(COMMANDS)}.", EXIT_USAGE)
+    return _error(
+      "hubkit", f"unknown command {name!r}; valid commands: {', '.join(COMMANDS)}.", EXIT_USAGE
+    )
   command = importlib.import_module(f"hubkit.commands.{COMMANDS[name][0]}")
   prefix = f"hubkit {name}"
   if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[2:]):
@@ -174,14 +192,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     # A path the user gave cannot be read or written (permissions, a file
     # where a folder is needed, a full disk): bad input, named.
     where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-    return _error(prefix, f"{e.strerror or e}{where}; check the path and its permissions.",
-                  EXIT_USAGE)
-  except Exception as e:  # pylint: disable=broad-except
+    return _error(
+      prefix, f"{e.strerror or e}{where}; check the path and its permissions.", EXIT_USAGE
+    )
+  except Exception as e:
     if show_traceback:
       raise
     text = " ".join(str(e).split())[:300]
-    return _error(prefix, f"unexpected failure ({type(e).__name__}: {text}); rerun with "
-                  "--traceback to see where it happened.", EXIT_FAILURE)
+    return _error(
+      prefix,
+      f"unexpected failure ({type(e).__name__}: {text}); rerun with "
+      "--traceback to see where it happened.",
+      EXIT_FAILURE,
+    )
 
 
 def run() -> None:

@@ -30,7 +30,7 @@ def load_digits(seed: int = 0) -> Tuple[np.ndarray, np.ndarray, str]:
     "synthetic" when scikit-learn is not installed.
   """
   try:
-    from sklearn import datasets  # pylint: disable=g-import-not-at-top
+    from sklearn import datasets
   except ImportError:
     images, labels = _synthetic_digits(seed)
     source = "synthetic"

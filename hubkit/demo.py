@@ -44,6 +44,7 @@ _NUM_CLASSES = 5
 @dataclasses.dataclass
 class DemoResult:
   """What the demo wrote and measured."""
+
   workdir: str
   data_source: str
   classifier_dir: str
@@ -61,15 +62,16 @@ class DemoResult:
   def summary(self) -> str:
     lines = [f"data: {self.data_source}", "written:"]
     lines += [f"  {what:<28} {path}" for what, path in self.artifacts]
-    lines += [f"check: {self.check_summary}",
-              f"served as {self.handle_url}: downloaded {self.downloads} time(s) for four "
-              "loads (hubkit and tensorflow_hub share the cache)",
-        "accuracy (held-out test split):",
-        f"  source classifier, digits 0-4            {self.source_accuracy:.3f}",
-        f"  frozen module + new head, digits 5-9     {self.frozen_accuracy:.3f}",
-        f"  fine-tuned module + new head, digits 5-9 {self.finetuned_accuracy:.3f}",
-        f"hubkit finetune (Keras 3), validation accuracy {self.finetune_accuracy:.3f}",
-        f"check of the re-export: {self.finetune_check}",
+    lines += [
+      f"check: {self.check_summary}",
+      f"served as {self.handle_url}: downloaded {self.downloads} time(s) for four "
+      "loads (hubkit and tensorflow_hub share the cache)",
+      "accuracy (held-out test split):",
+      f"  source classifier, digits 0-4            {self.source_accuracy:.3f}",
+      f"  frozen module + new head, digits 5-9     {self.frozen_accuracy:.3f}",
+      f"  fine-tuned module + new head, digits 5-9 {self.finetuned_accuracy:.3f}",
+      f"hubkit finetune (Keras 3), validation accuracy {self.finetune_accuracy:.3f}",
+      f"check of the re-export: {self.finetune_check}",
     ]
     return "\n".join(lines)
 
@@ -82,9 +84,11 @@ def _split(x: np.ndarray, y: np.ndarray, classes: range) -> Dict[str, np.ndarray
 
 
 def _compile(model: tf_keras.Model, learning_rate: float) -> None:
-  model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
-                loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"])
+  model.compile(
+    optimizer=tf_keras.optimizers.Adam(learning_rate),
+    loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
+  )
 
 
 def _build_classifier() -> tf_keras.Model:
@@ -97,11 +101,22 @@ def _build_classifier() -> tf_keras.Model:
   return tf_keras.Model(inputs, outputs, name="digits_classifier")
 
 
-def _fit(model: tf_keras.Model, data: Dict[str, np.ndarray], epochs: int,
-         learning_rate: float, verbose: int) -> float:
+def _fit(
+  model: tf_keras.Model,
+  data: Dict[str, np.ndarray],
+  epochs: int,
+  learning_rate: float,
+  verbose: int,
+) -> float:
   _compile(model, learning_rate)
-  model.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=32,
-            validation_split=0.1, verbose=verbose)
+  model.fit(
+    data["x_train"],
+    data["y_train"],
+    epochs=epochs,
+    batch_size=32,
+    validation_split=0.1,
+    verbose=verbose,
+  )
   return float(model.evaluate(data["x_test"], data["y_test"], verbose=0)[1])
 
 
@@ -120,11 +135,13 @@ def _cache_env(cache_dir: str) -> Iterator[None]:
 
 
 def _new_model(handle: str, trainable: bool) -> tf_keras.Model:
-  return tf_keras.Sequential([
+  return tf_keras.Sequential(
+    [
       tf_keras.Input(shape=(64,), name="pixels"),
       hub.KerasLayer(handle, trainable=trainable, name="feature_extractor"),
       tf_keras.layers.Dense(_NUM_CLASSES, name="new_head"),
-  ])
+    ]
+  )
 
 
 _MARKER = ".hubkit-demo"
@@ -138,10 +155,15 @@ def _claim_workdir(workdir: str) -> None:
   """
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UsageError(f"`workdir` {workdir} is a file; pass a new or empty folder.")
-  if os.path.isdir(workdir) and os.listdir(workdir) and not os.path.isfile(
-      os.path.join(workdir, _MARKER)):
-    raise UsageError(f"`workdir` {workdir} already holds files that hubkit demo did not "
-                     "write; pass a new or empty folder.")
+  if (
+    os.path.isdir(workdir)
+    and os.listdir(workdir)
+    and not os.path.isfile(os.path.join(workdir, _MARKER))
+  ):
+    raise UsageError(
+      f"`workdir` {workdir} already holds files that hubkit demo did not "
+      "write; pass a new or empty folder."
+    )
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, _MARKER), "w", encoding="utf-8") as f:
     f.write("written by hubkit demo; its sub-folders are replaced on every run\n")
@@ -174,10 +196,12 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
   with atomic_directory(classifier_dir, overwrite=True) as tmp:
     classifier.save(tmp, save_format="tf", include_optimizer=False)
 
-  logging.info("2/5 exporting layers up to %r as a Reusable SavedModel and checking it",
-               FEATURE_LAYER)
-  hubkit.export_keras_submodel(classifier_dir, module_dir,
-                               output_layer=FEATURE_LAYER, overwrite=True)
+  logging.info(
+    "2/5 exporting layers up to %r as a Reusable SavedModel and checking it", FEATURE_LAYER
+  )
+  hubkit.export_keras_submodel(
+    classifier_dir, module_dir, output_layer=FEATURE_LAYER, overwrite=True
+  )
   report = checker.check_module(module_dir)
   if not report.conforms:
     raise HubkitError(f"the exported module does not conform:\n{report.table()}")
@@ -189,35 +213,54 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
   cache_dir = os.path.join(workdir, "tfhub_cache")
   for folder in (registry_root, cache_dir):
     shutil.rmtree(folder, ignore_errors=True)
-  archive = hosting.publish_module(module_dir, registry_root, HANDLE,
-                                    description="Digit features learnt on digits 0-4.",
-                                    extra={"dataset": ["digits"]})
+  archive = hosting.publish_module(
+    module_dir,
+    registry_root,
+    HANDLE,
+    description="Digit features learnt on digits 0-4.",
+    extra={"dataset": ["digits"]},
+  )
   with hosting.serving(registry_root) as server, _cache_env(cache_dir):
     url = f"{server.url}/{HANDLE}"
     logging.info("4/5 loading %s into a fresh cache and reusing it on digits 5-9", url)
     cached = resolver.resolve(url)
     frozen_accuracy = _fit(_new_model(url, trainable=False), target_task, epochs, 1e-2, verbose)
-    finetuned_accuracy = _fit(_new_model(url, trainable=True), target_task, epochs, 3e-3,
-                              verbose)
+    finetuned_accuracy = _fit(_new_model(url, trainable=True), target_task, epochs, 3e-3, verbose)
     logging.info("5/5 hubkit finetune on %s (Keras 3), re-export and check", url)
     data_file = os.path.join(workdir, "digits_5_9.npz")
     np.savez(data_file, x=target_task["x_train"], y=target_task["y_train"])
-    tuned = finetune_lib.finetune(url, data_file, f"classification:{_NUM_CLASSES}",
-                                  os.path.join(workdir, "feature_extractor_finetuned"),
-                                  epochs=epochs, learning_rate=3e-3, overwrite=True,
-                                  verbose=verbose)
+    tuned = finetune_lib.finetune(
+      url,
+      data_file,
+      f"classification:{_NUM_CLASSES}",
+      os.path.join(workdir, "feature_extractor_finetuned"),
+      epochs=epochs,
+      learning_rate=3e-3,
+      overwrite=True,
+      verbose=verbose,
+    )
     tuned_report = checker.check_module(tuned.export_dir)
     if not tuned_report.conforms:
       raise HubkitError(f"the fine-tuned module does not conform:\n{tuned_report.table()}")
     downloads = server.downloads[HANDLE]
   return DemoResult(
-      workdir=workdir, data_source=source, classifier_dir=classifier_dir,
-      module_dir=module_dir, check_summary=report.summary(), source_accuracy=source_accuracy,
-      frozen_accuracy=frozen_accuracy, finetuned_accuracy=finetuned_accuracy,
-      handle_url=url, downloads=downloads,
-      finetune_accuracy=tuned.metrics["val_accuracy"], finetune_check=tuned_report.summary(),
-      artifacts=[("full classifier (tf_keras)", classifier_dir),
-                 ("feature-extractor module", module_dir),
-                 ("published archive", archive),
-                 ("cached download", cached),
-                 ("hubkit finetune re-export", tuned.export_dir)])
+    workdir=workdir,
+    data_source=source,
+    classifier_dir=classifier_dir,
+    module_dir=module_dir,
+    check_summary=report.summary(),
+    source_accuracy=source_accuracy,
+    frozen_accuracy=frozen_accuracy,
+    finetuned_accuracy=finetuned_accuracy,
+    handle_url=url,
+    downloads=downloads,
+    finetune_accuracy=tuned.metrics["val_accuracy"],
+    finetune_check=tuned_report.summary(),
+    artifacts=[
+      ("full classifier (tf_keras)", classifier_dir),
+      ("feature-extractor module", module_dir),
+      ("published archive", archive),
+      ("cached download", cached),
+      ("hubkit finetune re-export", tuned.export_dir),
+    ],
+  )

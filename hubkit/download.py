@@ -59,8 +59,10 @@ class HashingReader:
     try:
       data = self._raw.read(size)
     except (OSError, http.client.HTTPException) as e:
-      raise FetchError(f"reading {self._source} broke off after {self.size} bytes "
-                       f"({type(e).__name__}: {e}); try again.") from e
+      raise FetchError(
+        f"reading {self._source} broke off after {self.size} bytes "
+        f"({type(e).__name__}: {e}); try again."
+      ) from e
     self.sha256.update(data)
     self.size += len(data)
     self._progress.add(len(data))
@@ -71,8 +73,9 @@ class HashingReader:
       pass
 
 
-def download_module(handle: str, target: str, digests: Dict[str, str],
-                    progress: Optional[bool] = None) -> str:
+def download_module(
+  handle: str, target: str, digests: Dict[str, str], progress: Optional[bool] = None
+) -> str:
   """Downloads and extracts a URL handle into the existing folder `target`.
 
   Args:
@@ -92,28 +95,36 @@ def download_module(handle: str, target: str, digests: Dict[str, str],
   """
   url = compressed_url(handle)
   try:
-    response = urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS, context=ssl_context())  # pylint: disable=consider-using-with
+    response = urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS, context=ssl_context())
   except urllib.error.HTTPError as e:
     detail = e.read(200).decode("utf-8", "replace").strip()
-    raise FetchError(f"{handle}: the server answered {e.code} {e.reason}"
-                     + (f" ({detail})" if detail else "") + "; check the handle.") from e
+    raise FetchError(
+      f"{handle}: the server answered {e.code} {e.reason}"
+      + (f" ({detail})" if detail else "")
+      + "; check the handle."
+    ) from e
   except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
     reason = getattr(e, "reason", e)
-    raise FetchError(f"cannot reach {handle} ({reason}); check the URL and network, or use "
-                     "a cached copy.") from e
+    raise FetchError(
+      f"cannot reach {handle} ({reason}); check the URL and network, or use a cached copy."
+    ) from e
   with response:
     expected_size = response.headers.get("Content-Length")
     etag = (response.headers.get("ETag") or "").strip('"')
-    with Progress(f"downloading {handle}", int(expected_size) if expected_size else None,
-                  enabled=progress) as bar:
+    with Progress(
+      f"downloading {handle}", int(expected_size) if expected_size else None, enabled=progress
+    ) as bar:
       reader = HashingReader(response, bar, handle)
       archive.extract_module_archive(handle, target, fileobj=reader, digests=digests)
       reader.drain()
   if expected_size and reader.size != int(expected_size):
-    raise FetchError(f"the download of {handle} is truncated ({reader.size} of "
-                     f"{expected_size} bytes); try again.")
+    raise FetchError(
+      f"the download of {handle} is truncated ({reader.size} of {expected_size} bytes); try again."
+    )
   if re.fullmatch(r"[0-9a-f]{64}", etag) and reader.sha256.hexdigest() != etag:
-    raise FetchError(f"the archive of {handle} does not match its checksum (sha256 "
-                     f"{reader.sha256.hexdigest()[:12]}…, server ETag {etag[:12]}…); "
-                     "nothing was cached; the server copy may be corrupt.")
+    raise FetchError(
+      f"the archive of {handle} does not match its checksum (sha256 "
+      f"{reader.sha256.hexdigest()[:12]}…, server ETag {etag[:12]}…); "
+      "nothing was cached; the server copy may be corrupt."
+    )
   return reader.sha256.hexdigest()

@@ -54,27 +54,38 @@ def classify(handle) -> Tuple[str, str]:
   try:
     handle = os.fspath(handle)
   except TypeError as e:
-    raise UsageError(f"a module handle must be a string or path, not "
-                     f"{type(handle).__name__}.") from e
+    raise UsageError(
+      f"a module handle must be a string or path, not {type(handle).__name__}."
+    ) from e
   if not isinstance(handle, str) or not handle:
-    raise UsageError("a module handle must be a non-empty string: a SavedModel directory, a "
-                     ".tar.gz archive or an http(s) URL.")
+    raise UsageError(
+      "a module handle must be a non-empty string: a SavedModel directory, a "
+      ".tar.gz archive or an http(s) URL."
+    )
   if is_url(handle):
     return URL, handle
   scheme = urllib.parse.urlsplit(handle).scheme
   if scheme not in ("", "file") and len(scheme) > 1:  # one letter: a Windows drive
-    raise UsageError(f"unsupported handle scheme {scheme!r} in {handle!r}; valid: http://, "
-                     "https://, file:// or a local path.")
+    raise UsageError(
+      f"unsupported handle scheme {scheme!r} in {handle!r}; valid: http://, "
+      "https://, file:// or a local path."
+    )
   path = os.path.abspath(local_path(handle))
   if os.path.isdir(path):
     if not layout.has_saved_model(path):
-      raise UsageError(f"{handle} is not a SavedModel: it has no saved_model.pb; pass the "
-                       "directory that holds saved_model.pb.")
+      raise UsageError(
+        f"{handle} is not a SavedModel: it has no saved_model.pb; pass the "
+        "directory that holds saved_model.pb."
+      )
     return DIRECTORY, path
   if os.path.isfile(path):
     if not is_archive_name(path):
-      raise UsageError(f"{handle} is a file but not a module archive (.tar.gz, .tgz or .tar); "
-                       "pass the SavedModel directory or its archive.")
+      raise UsageError(
+        f"{handle} is a file but not a module archive (.tar.gz, .tgz or .tar); "
+        "pass the SavedModel directory or its archive."
+      )
     return ARCHIVE, path
-  raise NotFoundError(f"{handle} does not exist; pass a SavedModel directory, a .tar.gz "
-                      "module archive or an http(s) URL.")
+  raise NotFoundError(
+    f"{handle} does not exist; pass a SavedModel directory, a .tar.gz "
+    "module archive or an http(s) URL."
+  )

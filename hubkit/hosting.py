@@ -56,9 +56,16 @@ def _sha256(path: str) -> str:
   return metadata.sha256_file(path)
 
 
-def publish_module(module_dir: str, root: str, handle: str, description: Optional[str] = None,
-                   task: Optional[str] = None, fine_tunable: Optional[bool] = None,
-                   model_format: str = "saved_model_2", extra=None) -> str:
+def publish_module(
+  module_dir: str,
+  root: str,
+  handle: str,
+  description: Optional[str] = None,
+  task: Optional[str] = None,
+  fine_tunable: Optional[bool] = None,
+  model_format: str = "saved_model_2",
+  extra=None,
+) -> str:
   """Packs a module and places it in a registry root under `handle`.
 
   Args:
@@ -97,19 +104,31 @@ def publish_module(module_dir: str, root: str, handle: str, description: Optiona
       if _sha256(existing) == _sha256(archive):
         logging.info("%s is already published with this content; nothing to do.", handle)
         return existing
-      raise UsageError(f"{handle} is already published with different content, and handles "
-                       "are immutable; publish a new version (e.g. "
-                       f"{publisher}/{name}/{int(version) + 1}).")
+      raise UsageError(
+        f"{handle} is already published with different content, and handles "
+        "are immutable; publish a new version (e.g. "
+        f"{publisher}/{name}/{int(version) + 1})."
+      )
     record = metadata.read_metadata(module_dir)
-    card_lib.write_card_files(staging, handle, description or card_lib.default_description(record), f"{handle}/{ARCHIVE_NAME}", record,
-                              task=task, fine_tunable=fine_tunable, model_format=model_format,
-                              extra=extra, card_name=CARD_NAME)
+    card_lib.write_card_files(
+      staging,
+      handle,
+      description or card_lib.default_description(record),
+      f"{handle}/{ARCHIVE_NAME}",
+      record,
+      task=task,
+      fine_tunable=fine_tunable,
+      model_format=model_format,
+      extra=extra,
+      card_name=CARD_NAME,
+    )
     as_if_created(staging, is_dir=True)
     try:
       os.rename(staging, target)
     except OSError as e:
-      raise UsageError(f"{handle} was published by someone else meanwhile ({e}); check it "
-                       "with 'hubkit check'.") from e
+      raise UsageError(
+        f"{handle} was published by someone else meanwhile ({e}); check it with 'hubkit check'."
+      ) from e
     published = True
     return existing
   finally:
@@ -129,7 +148,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   protocol_version = "HTTP/1.1"
   timeout = CONNECTION_TIMEOUT_SECONDS
 
-  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+  def log_message(self, format, *args):
     logging.info("%s %s", self.address_string(), format % args)
 
   def _send_text(self, code: int, text: str, content_type: str = "text/plain") -> None:
@@ -155,21 +174,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     """`version_dir/name` if it is a regular file (not a link) inside the root."""
     path = os.path.join(version_dir, name)
     root = os.path.realpath(self.server.root)
-    if (os.path.islink(path) or not os.path.isfile(path)
-        or os.path.commonpath([root, os.path.realpath(path)]) != root):
+    if (
+      os.path.islink(path)
+      or not os.path.isfile(path)
+      or os.path.commonpath([root, os.path.realpath(path)]) != root
+    ):
       return None
     return path
 
-  def do_HEAD(self):  # pylint: disable=invalid-name
+  def do_HEAD(self):
     self.do_GET()
 
-  def do_GET(self):  # pylint: disable=invalid-name
+  def do_GET(self):
     url = urllib.parse.urlsplit(self.path)
     query = urllib.parse.parse_qs(url.query)
     version_dir = self._version_dir(url.path)
     if version_dir is None:
-      self._send_text(400 if ".." in url.path or "%2e" in url.path.lower() else 404,
-                      f"no module at {url.path}: handles look like /publisher/name/version")
+      self._send_text(
+        400 if ".." in url.path or "%2e" in url.path.lower() else 404,
+        f"no module at {url.path}: handles look like /publisher/name/version",
+      )
       return
     archive = self._regular_file(version_dir, ARCHIVE_NAME)
     if archive is None:
@@ -179,8 +203,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if fmt is None:
       card = self._regular_file(version_dir, CARD_NAME)
       if card is None:
-        self._send_text(404, f"{url.path.strip('/')} has no card; publish it again with "
-                        "'hubkit publish'")
+        self._send_text(
+          404, f"{url.path.strip('/')} has no card; publish it again with 'hubkit publish'"
+        )
         return
       with open(card, encoding="utf-8", errors="replace") as f:
         self._send_text(200, f.read(), "text/markdown")
@@ -224,11 +249,18 @@ class RegistryServer(http.server.ThreadingHTTPServer):
 
   daemon_threads = True
 
-  def __init__(self, root: str, address=("127.0.0.1", 0), bytes_per_second: float = 0.0,
-               max_connections: int = MAX_CONNECTIONS):
+  def __init__(
+    self,
+    root: str,
+    address=("127.0.0.1", 0),
+    bytes_per_second: float = 0.0,
+    max_connections: int = MAX_CONNECTIONS,
+  ):
     if not os.path.isdir(root):
-      raise UsageError(f"registry root {root} is not a directory; publish a module there "
-                       "first with 'hubkit publish'.")
+      raise UsageError(
+        f"registry root {root} is not a directory; publish a module there "
+        "first with 'hubkit publish'."
+      )
     self.root = root
     self.bytes_per_second = bytes_per_second
     self.downloads = collections.Counter()
@@ -238,16 +270,20 @@ class RegistryServer(http.server.ThreadingHTTPServer):
     try:
       super().__init__(address, _Handler)
     except OSError as e:
-      raise UsageError(f"cannot listen on {address[0]}:{address[1]} ({e.strerror or e}); "
-                       "choose another `host` or `port`.") from e
+      raise UsageError(
+        f"cannot listen on {address[0]}:{address[1]} ({e.strerror or e}); "
+        "choose another `host` or `port`."
+      ) from e
 
   def process_request(self, request, client_address):
     # Refused at once rather than queued: a flood of idle connections must
     # not leave real clients waiting or grow threads without bound.
     if not self._slots.acquire(blocking=False):
       with contextlib.suppress(OSError):
-        request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                        b"Connection: close\r\nRetry-After: 1\r\n\r\n")
+        request.sendall(
+          b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+          b"Connection: close\r\nRetry-After: 1\r\n\r\n"
+        )
       self.shutdown_request(request)
       return
     super().process_request(request, client_address)
@@ -302,8 +338,9 @@ def _read_digest(path: str) -> Optional[str]:
 
 
 @contextlib.contextmanager
-def serving(root: str, host: str = "127.0.0.1", port: int = 0,
-            bytes_per_second: float = 0.0) -> Iterator[RegistryServer]:
+def serving(
+  root: str, host: str = "127.0.0.1", port: int = 0, bytes_per_second: float = 0.0
+) -> Iterator[RegistryServer]:
   """Runs the registry in a background thread for the duration of a block.
 
   Yields:

@@ -18,8 +18,9 @@ from hubkit import metadata
 from hubkit import resolver
 
 
-def module_info(handle: str, safe_mode: bool = True,
-                allow_ops: Sequence[str] = ()) -> Dict[str, Any]:
+def module_info(
+  handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = ()
+) -> Dict[str, Any]:
   """Describes a module, JSON-ready.
 
   Example:
@@ -51,18 +52,23 @@ def module_info(handle: str, safe_mode: bool = True,
     if provenance is not None:
       provenance = {k: v for k, v in provenance.items() if k != "files"}
     if safe_mode:
-      from hubkit.safety import verdicts  # pylint: disable=g-import-not-at-top
+      from hubkit.safety import verdicts
+
       verdicts.ensure_safe(module_dir, allow_ops)
-    info: Dict[str, Any] = {"handle": os.fspath(handle), "files": len(files),
-                            "bytes": sum(sizes.values()),
-                            "assets": {f: b for f, b in sizes.items()
-                                       if f.startswith("assets/")},
-                            "provenance": provenance,
-                            "last_check": check_records.load(module_dir), "load_error": None}
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    info: Dict[str, Any] = {
+      "handle": os.fspath(handle),
+      "files": len(files),
+      "bytes": sum(sizes.values()),
+      "assets": {f: b for f, b in sizes.items() if f.startswith("assets/")},
+      "provenance": provenance,
+      "last_check": check_records.load(module_dir),
+      "load_error": None,
+    }
+    import tensorflow as tf
+
     try:
       obj = tf.saved_model.load(module_dir)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       # A module that does not load is still described from its files.
       info["load_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
       obj = None
@@ -91,8 +97,7 @@ def _size(n: int) -> str:
 
 def format_info(info: Dict[str, Any]) -> str:
   """The `hubkit info` text: one fact per line."""
-  rows = [("module", info["handle"]),
-          ("files", f"{info['files']} files, {_size(info['bytes'])}")]
+  rows = [("module", info["handle"]), ("files", f"{info['files']} files, {_size(info['bytes'])}")]
   if info.get("load_error"):
     rows.append(("loads", f"NO: {info['load_error']}"))
   for inputs in info.get("inputs") or []:
@@ -100,35 +105,61 @@ def format_info(info: Dict[str, Any]) -> str:
   if info.get("outputs") is not None:
     rows.append(("outputs", _spec(info["outputs"])))
   if info.get("takes_training") is not None:
-    rows.append(("training", "takes a `training` argument" if info["takes_training"]
-                 else "no `training` argument (one behaviour in both modes)"))
+    rows.append(
+      (
+        "training",
+        "takes a `training` argument"
+        if info["takes_training"]
+        else "no `training` argument (one behaviour in both modes)",
+      )
+    )
   if info.get("required_arguments"):
     rows.append(("arguments", "required: " + ", ".join(info["required_arguments"])))
-  rows.append(("variables", f"{info['num_variables']} ({info['num_trainable_variables']} "
-                            f"trainable), {info['num_parameters']:,} parameters, "
-                            f"{_size(info['variable_bytes'])}"))
+  rows.append(
+    (
+      "variables",
+      f"{info['num_variables']} ({info['num_trainable_variables']} "
+      f"trainable), {info['num_parameters']:,} parameters, "
+      f"{_size(info['variable_bytes'])}",
+    )
+  )
   rows.append(("regularization", f"{info['num_regularization_losses']} losses"))
   for name, sig in (info.get("signatures") or {}).items():
     rows.append(("signature", f"{name}: {_spec(sig['inputs'])} -> {_spec(sig['outputs'])}"))
   if not info.get("signatures"):
     rows.append(("signature", "none (TF Serving needs serving_default)"))
-  rows.append(("assets", ", ".join(f"{k[len('assets/'):]} ({_size(v)})"
-                                   for k, v in info["assets"].items()) or "none"))
-  rows.append(("custom ops", ", ".join(info.get("custom_ops") or []) or
-               "none (core TensorFlow only)"))
+  rows.append(
+    (
+      "assets",
+      ", ".join(f"{k[len('assets/') :]} ({_size(v)})" for k, v in info["assets"].items()) or "none",
+    )
+  )
+  rows.append(
+    ("custom ops", ", ".join(info.get("custom_ops") or []) or "none (core TensorFlow only)")
+  )
   provenance = info.get("provenance")
   if provenance:
     source = provenance.get("source") or {}
-    rows.append(("provenance", f"{source.get('kind', '?')} by hubkit "
-                               f"{provenance.get('hubkit_version', '?')}, TensorFlow "
-                               f"{provenance.get('tensorflow_version', '?')}"
-                               + (f"; fine-tuned from {source['parent']}"
-                                  if source.get("parent") else "")))
+    rows.append(
+      (
+        "provenance",
+        f"{source.get('kind', '?')} by hubkit "
+        f"{provenance.get('hubkit_version', '?')}, TensorFlow "
+        f"{provenance.get('tensorflow_version', '?')}"
+        + (f"; fine-tuned from {source['parent']}" if source.get("parent") else ""),
+      )
+    )
   else:
     rows.append(("provenance", "none (no assets.extra/hubkit.json)"))
   check = info.get("last_check")
-  rows.append(("last check", f"{check.get('summary')} ({check.get('checked_at')})" if check
-               else "none recorded (run 'hubkit check')"))
+  rows.append(
+    (
+      "last check",
+      f"{check.get('summary')} ({check.get('checked_at')})"
+      if check
+      else "none recorded (run 'hubkit check')",
+    )
+  )
   width = max(len(k) for k, _ in rows)
   return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -35,6 +35,7 @@ class CallTrace:
       no `training` argument.
     arguments: the other traced arguments, by name (specs or Python values).
   """
+
   inputs: Any
   training: Optional[bool]
   arguments: Dict[str, Any]
@@ -52,7 +53,7 @@ def concrete_functions(function: Any) -> List[Any]:
   restored = getattr(function, "concrete_functions", None)
   if restored is not None:
     return list(restored)
-  live = getattr(function, "_list_all_concrete_functions", None)  # pylint: disable=protected-access
+  live = getattr(function, "_list_all_concrete_functions", None)
   return list(live()) if live else []
 
 
@@ -178,24 +179,31 @@ def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
     num_regularization_losses, signatures (name -> inputs / outputs) and,
     with `module_dir`, custom_ops (op types core TensorFlow does not define).
   """
-  from hubkit import metadata  # pylint: disable=g-import-not-at-top
+  from hubkit import metadata
+
   variables = list(getattr(obj, "variables", []) or [])
   trainable = list(getattr(obj, "trainable_variables", []) or [])
   function = getattr(obj, "__call__", None)
-  record: Dict[str, Any] = {"inputs": None, "outputs": None, "takes_training": None,
-                            "required_arguments": []}
+  record: Dict[str, Any] = {
+    "inputs": None,
+    "outputs": None,
+    "takes_training": None,
+    "required_arguments": [],
+  }
   if function is not None and concrete_functions(function):
     record.update(
-        inputs=[metadata.spec_to_json(s) for s in _distinct_inputs(function)],
-        outputs=metadata.spec_to_json(output_specs(function)),
-        takes_training=takes_training(function),
-        required_arguments=sorted(required_arguments(function)))
+      inputs=[metadata.spec_to_json(s) for s in _distinct_inputs(function)],
+      outputs=metadata.spec_to_json(output_specs(function)),
+      takes_training=takes_training(function),
+      required_arguments=sorted(required_arguments(function)),
+    )
   record.update(
-      num_variables=len(variables),
-      num_trainable_variables=len(trainable),
-      num_parameters=int(sum(v.shape.num_elements() or 0 for v in variables)),
-      variable_bytes=_variable_bytes(variables),
-      num_regularization_losses=len(getattr(obj, "regularization_losses", []) or []))
+    num_variables=len(variables),
+    num_trainable_variables=len(trainable),
+    num_parameters=int(sum(v.shape.num_elements() or 0 for v in variables)),
+    variable_bytes=_variable_bytes(variables),
+    num_regularization_losses=len(getattr(obj, "regularization_losses", []) or []),
+  )
   if module_dir is None:
     record["signatures"] = _signatures(obj)
   else:
@@ -206,29 +214,42 @@ def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
 
 
 def _saved_model_proto(module_dir: str) -> Any:
-  from hubkit.safety import ops  # pylint: disable=g-import-not-at-top
+  from hubkit.safety import ops
+
   return ops.parse(module_dir)
 
 
 def saved_signatures(proto: Any) -> Dict[str, Any]:
   """name -> {"inputs", "outputs"} ({key: {dtype, shape}}) of a SavedModel
   proto's serving signatures (the first MetaGraph, as the loader reads)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
   def tensors(infos) -> Dict[str, Any]:
-    return {key: {"dtype": tf.as_dtype(info.dtype).name,
-                  "shape": (None if info.tensor_shape.unknown_rank
-                            else [d.size if d.size >= 0 else None for d in info.tensor_shape.dim])}
-            for key, info in sorted(infos.items())}
+    return {
+      key: {
+        "dtype": tf.as_dtype(info.dtype).name,
+        "shape": (
+          None
+          if info.tensor_shape.unknown_rank
+          else [d.size if d.size >= 0 else None for d in info.tensor_shape.dim]
+        ),
+      }
+      for key, info in sorted(infos.items())
+    }
+
   signature_defs = proto.meta_graphs[0].signature_def
-  return {name: {"inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
-          for name, sig in sorted(signature_defs.items()) if not name.startswith("__")}
+  return {
+    name: {"inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
+    for name, sig in sorted(signature_defs.items())
+    if not name.startswith("__")
+  }
 
 
 def custom_ops(proto: Any) -> List[str]:
   """Op types the SavedModel uses that core TensorFlow does not register
   (e.g. tensorflow_text's); a consumer needs the package that defines them."""
-  from tensorflow.python.framework import op_def_registry  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+  from tensorflow.python.framework import op_def_registry
+
   used = set()
   for meta_graph in proto.meta_graphs:
     used.update(node.op for node in meta_graph.graph_def.node)
@@ -240,15 +261,19 @@ def custom_ops(proto: Any) -> List[str]:
 
 
 def _signatures(obj: Any) -> Dict[str, Any]:
-  from hubkit import metadata  # pylint: disable=g-import-not-at-top
+  from hubkit import metadata
+
   result = {}
   for name, concrete in sorted(dict(getattr(obj, "signatures", {}) or {}).items()):
     _, kwargs = concrete.structured_input_signature
-    result[name] = {"inputs": metadata.spec_to_json(kwargs),
-                    "outputs": metadata.spec_to_json(_as_specs(concrete.structured_outputs))}
+    result[name] = {
+      "inputs": metadata.spec_to_json(kwargs),
+      "outputs": metadata.spec_to_json(_as_specs(concrete.structured_outputs)),
+    }
   return result
 
 
 def _as_specs(structure: Any) -> Any:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
   return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), structure)

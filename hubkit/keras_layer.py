@@ -31,8 +31,7 @@ def _to_shapes(nest: Any) -> Any:
     pass
   if isinstance(nest, (list, tuple)):
     return type(nest)(_to_shapes(value) for value in nest)
-  raise UsageError(f"output_shape {nest!r} is not a shape or a nest (list, tuple, dict) of "
-                   "shapes.")
+  raise UsageError(f"output_shape {nest!r} is not a shape or a nest (list, tuple, dict) of shapes.")
 
 
 def _map_shapes(function: Any, shapes: Any) -> Any:
@@ -113,26 +112,40 @@ class KerasLayer(keras.layers.Layer):
       op that is not allowed.
   """
 
-  def __init__(self, handle: Any, trainable: bool = False,
-               arguments: Optional[Mapping[str, Any]] = None, _sentinel: Any = None,
-               tags: Optional[Any] = None, signature: Optional[str] = None,
-               signature_outputs_as_dict: Optional[bool] = None,
-               output_key: Optional[str] = None, output_shape: Optional[Any] = None,
-               load_options: Optional[tf.saved_model.LoadOptions] = None,
-               force_keras_loading: bool = False, safe_mode: bool = True, **kwargs):
+  def __init__(
+    self,
+    handle: Any,
+    trainable: bool = False,
+    arguments: Optional[Mapping[str, Any]] = None,
+    _sentinel: Any = None,
+    tags: Optional[Any] = None,
+    signature: Optional[str] = None,
+    signature_outputs_as_dict: Optional[bool] = None,
+    output_key: Optional[str] = None,
+    output_shape: Optional[Any] = None,
+    load_options: Optional[tf.saved_model.LoadOptions] = None,
+    force_keras_loading: bool = False,
+    safe_mode: bool = True,
+    **kwargs,
+  ):
     if _sentinel is not None:
-      raise UsageError("KerasLayer takes only handle, trainable and arguments positionally; "
-                       "pass the others by keyword.")
+      raise UsageError(
+        "KerasLayer takes only handle, trainable and arguments positionally; "
+        "pass the others by keyword."
+      )
     if force_keras_loading:
-      raise UsageError("force_keras_loading=True loads the module as a tf_keras model, which "
-                       "cannot be part of a Keras 3 model; use hub.KerasLayer in tf_keras.")
+      raise UsageError(
+        "force_keras_loading=True loads the module as a tf_keras model, which "
+        "cannot be part of a Keras 3 model; use hub.KerasLayer in tf_keras."
+      )
     super().__init__(trainable=trainable, **kwargs)
     # Keras 3 refuses non-tensor positional call arguments unless told; the
     # module decides what its inputs may be (hub.KerasLayer passes them on).
     self._allow_non_tensor_positional_args = True
     if signature and (output_key is not None) == bool(signature_outputs_as_dict):
-      raise UsageError("When using a signature, either output_key or "
-                       "signature_outputs_as_dict=True should be set.")
+      raise UsageError(
+        "When using a signature, either output_key or signature_outputs_as_dict=True should be set."
+      )
     if not signature and signature_outputs_as_dict:
       raise UsageError("signature_outputs_as_dict is only valid if specifying a signature.")
     self._handle = handle
@@ -146,15 +159,18 @@ class KerasLayer(keras.layers.Layer):
       self._module = resolver.load(os.fspath(handle), safe_mode=safe_mode, tags=tags, **options)
     else:
       if tags is not None or load_options is not None:
-        raise UsageError("Passing a callable handle is mutually exclusive with setting tags "
-                         "or load_options.")
+        raise UsageError(
+          "Passing a callable handle is mutually exclusive with setting tags or load_options."
+        )
       self._module = handle
     self._function = self._pick_function()
     self._takes_training = signature is None and interface.takes_training(self._function)
     for loss in self.regularization_losses:
       if not callable(loss):
-        raise UsageError("KerasLayer(obj) expects obj.regularization_losses to be an iterable "
-                         "of callables, each returning a scalar loss term.")
+        raise UsageError(
+          "KerasLayer(obj) expects obj.regularization_losses to be an iterable "
+          "of callables, each returning a scalar loss term."
+        )
     self._track_module_variables()
     self._logged_zero_trainable = False
     self.built = True
@@ -164,26 +180,41 @@ class KerasLayer(keras.layers.Layer):
       return getattr(self._module, "__call__", self._module)
     signatures = getattr(self._module, "signatures", None)
     if signatures is None:
-      raise UsageError("Loaded object has no signatures." if self._signature else
-                       "Loaded object is not callable and has no signatures.")
+      raise UsageError(
+        "Loaded object has no signatures."
+        if self._signature
+        else "Loaded object is not callable and has no signatures."
+      )
     if self._signature is None:
-      raise UsageError("Signature name has to be specified for non-callable saved models; "
-                       f"available signatures: {', '.join(signatures) or 'none'}.")
+      raise UsageError(
+        "Signature name has to be specified for non-callable saved models; "
+        f"available signatures: {', '.join(signatures) or 'none'}."
+      )
     if self._signature not in signatures:
-      raise UsageError(f"Unknown signature {self._signature} in {self._handle} (available "
-                       f"signatures: {', '.join(signatures) or 'none'}).")
+      raise UsageError(
+        f"Unknown signature {self._signature} in {self._handle} (available "
+        f"signatures: {', '.join(signatures) or 'none'})."
+      )
     return signatures[self._signature]
 
   def _track_module_variables(self) -> None:
-    variables = list(getattr(self._module, "variables", None) or
-                     (self._function.variables if self._signature else []))
+    variables = list(
+      getattr(self._module, "variables", None)
+      or (self._function.variables if self._signature else [])
+    )
     trainable_ids = {id(v) for v in getattr(self._module, "trainable_variables", [])}
     for variable in variables:
       # `initializer=<tf.Variable>` makes the Keras variable adopt that
       # tf.Variable as its storage: nothing is copied.
-      self._track_variable(keras.Variable(
-          initializer=variable, shape=variable.shape, dtype=variable.dtype,
-          trainable=id(variable) in trainable_ids, name=_keras_name(variable)))
+      self._track_variable(
+        keras.Variable(
+          initializer=variable,
+          shape=variable.shape,
+          dtype=variable.dtype,
+          trainable=id(variable) in trainable_ids,
+          name=_keras_name(variable),
+        )
+      )
 
   @property
   def module(self) -> Any:
@@ -205,8 +236,9 @@ class KerasLayer(keras.layers.Layer):
     # compute_loss). As in hub.KerasLayer, each module loss counts while the
     # layer is trainable and is a constant 0 while it is frozen.
     losses = super()._get_own_losses()
-    losses.extend(loss() if self.trainable else tf.constant(0.0)
-                  for loss in self.regularization_losses)
+    losses.extend(
+      loss() if self.trainable else tf.constant(0.0) for loss in self.regularization_losses
+    )
     return losses
 
   def _check_trainability(self) -> None:
@@ -215,8 +247,9 @@ class KerasLayer(keras.layers.Layer):
     if not self.trainable:
       return
     if self._signature:
-      raise UsageError("Setting KerasLayer.trainable = True is unsupported when calling a "
-                       "SavedModel signature.")
+      raise UsageError(
+        "Setting KerasLayer.trainable = True is unsupported when calling a SavedModel signature."
+      )
     if not self.trainable_weights and not self._logged_zero_trainable:
       logging.error("hubkit.KerasLayer is trainable but has zero trainable weights.")
       self._logged_zero_trainable = True
@@ -235,23 +268,30 @@ class KerasLayer(keras.layers.Layer):
       if isinstance(training, bool):
         outputs = self._module(inputs, training=training, **self._arguments)
       else:
-        outputs = tf.cond(tf.cast(training, tf.bool),
-                          lambda: self._module(inputs, training=True, **self._arguments),
-                          lambda: self._module(inputs, training=False, **self._arguments))
+        outputs = tf.cond(
+          tf.cast(training, tf.bool),
+          lambda: self._module(inputs, training=True, **self._arguments),
+          lambda: self._module(inputs, training=False, **self._arguments),
+        )
     else:
       outputs = self._module(inputs, **self._arguments)
     if self._output_key is not None:
       if not isinstance(outputs, Mapping):
-        raise UsageError(f"Specifying `output_key` is forbidden if output type "
-                         f"{type(outputs).__name__} is not a dict.")
+        raise UsageError(
+          f"Specifying `output_key` is forbidden if output type "
+          f"{type(outputs).__name__} is not a dict."
+        )
       if self._output_key not in outputs:
-        raise UsageError(f"KerasLayer output does not contain the output key "
-                         f"{self._output_key} (available: {', '.join(outputs)}).")
+        raise UsageError(
+          f"KerasLayer output does not contain the output key "
+          f"{self._output_key} (available: {', '.join(outputs)})."
+        )
       outputs = outputs[self._output_key]
     if self._output_shape is not None:
       batch = tf.nest.flatten(inputs)[0].shape[:1]
-      tf.nest.map_structure(lambda t, s: t.set_shape(batch.concatenate(s)), outputs,
-                            self._output_shape)
+      tf.nest.map_structure(
+        lambda t, s: t.set_shape(batch.concatenate(s)), outputs, self._output_shape
+      )
     return outputs
 
   def _run_signature(self, inputs: Any) -> Any:
@@ -259,17 +299,17 @@ class KerasLayer(keras.layers.Layer):
       return self._function(**inputs, **self._arguments)
     names = list(self._function.structured_input_signature[1])
     if len(names) != 1:
-      raise UsageError(f"signature {self._signature!r} takes inputs {', '.join(names)}; "
-                       "pass a dict with those keys.")
+      raise UsageError(
+        f"signature {self._signature!r} takes inputs {', '.join(names)}; "
+        "pass a dict with those keys."
+      )
     return self._function(**{names[0]: inputs}, **self._arguments)
 
   def compute_output_shape(self, input_shape):
     """The output shape: from `output_shape` when given, else by tracing the module."""
     if self._output_shape is None:
-      symbolic = _map_shapes(lambda s: keras.KerasTensor(s, dtype=self.compute_dtype),
-                             input_shape)
-      return tf.nest.map_structure(lambda t: tuple(t.shape),
-                                   self.compute_output_spec(symbolic))
+      symbolic = _map_shapes(lambda s: keras.KerasTensor(s, dtype=self.compute_dtype), input_shape)
+      return tf.nest.map_structure(lambda t: tuple(t.shape), self.compute_output_spec(symbolic))
     shapes = []
     _map_shapes(shapes.append, input_shape)
     batch = shapes[0][0] if shapes and shapes[0] else None
@@ -282,12 +322,14 @@ class KerasLayer(keras.layers.Layer):
       return keras.Operation.compute_output_spec(self, inputs, training=training)
     batch = tf.nest.flatten(inputs)[0].shape[0]
     return tf.nest.map_structure(
-        lambda s: keras.KerasTensor((batch,) + tuple(s.as_list()), dtype=self.compute_dtype),
-        self._output_shape)
+      lambda s: keras.KerasTensor((batch,) + tuple(s.as_list()), dtype=self.compute_dtype),
+      self._output_shape,
+    )
 
   @classmethod
-  def from_config(cls, config: Dict[str, Any], custom_objects: Any = None,
-                  safe_mode: Optional[bool] = None) -> "KerasLayer":
+  def from_config(
+    cls, config: Dict[str, Any], custom_objects: Any = None, safe_mode: Optional[bool] = None
+  ) -> "KerasLayer":
     """Rebuilds the layer from `get_config()`, honouring Keras's safe mode.
 
     Like `keras.layers.TFSMLayer`, this layer loads and runs a SavedModel
@@ -300,14 +342,16 @@ class KerasLayer(keras.layers.Layer):
         for a model you trust.
     """
     del custom_objects
-    from keras.src.saving import serialization_lib  # pylint: disable=g-import-not-at-top
+    from keras.src.saving import serialization_lib
+
     effective = safe_mode if safe_mode is not None else serialization_lib.in_safe_mode()
     if effective is not False:
       raise ValueError(
-          f"refusing to rebuild hubkit.KerasLayer for {config.get('handle')!r} in Keras safe "
-          "mode: it would fetch and run that SavedModel. If you trust the model, pass "
-          "safe_mode=False to keras.saving.load_model (or call "
-          "keras.config.enable_unsafe_deserialization()).")
+        f"refusing to rebuild hubkit.KerasLayer for {config.get('handle')!r} in Keras safe "
+        "mode: it would fetch and run that SavedModel. If you trust the model, pass "
+        "safe_mode=False to keras.saving.load_model (or call "
+        "keras.config.enable_unsafe_deserialization())."
+      )
     return cls(**config)
 
   def get_config(self) -> Dict[str, Any]:
@@ -319,24 +363,32 @@ class KerasLayer(keras.layers.Layer):
       ValueError: `arguments` or `output_shape` are not JSON-serialisable.
     """
     if not isinstance(self._handle, (str, os.PathLike)):
-      raise NotImplementedError("Can only generate a valid config for "
-                                "`hubkit.KerasLayer(handle, ...)` that uses a string "
-                                f"`handle`; got {type(self._handle).__name__}.")
+      raise NotImplementedError(
+        "Can only generate a valid config for "
+        "`hubkit.KerasLayer(handle, ...)` that uses a string "
+        f"`handle`; got {type(self._handle).__name__}."
+      )
     config = super().get_config()
     config["handle"] = os.fspath(self._handle)
     if self._output_shape is not None:
-      config["output_shape"] = tf.nest.map_structure(lambda s: list(s.as_list()),
-                                                     self._output_shape)
+      config["output_shape"] = tf.nest.map_structure(
+        lambda s: list(s.as_list()), self._output_shape
+      )
     for key, value in self._arguments.items():
       try:
         json.dumps(value)
       except TypeError:
-        raise UsageError(f"`KerasLayer(..., arguments)` contains a value that is not "
-                         f"JSON-serialisable under key {key!r}.") from None
+        raise UsageError(
+          f"`KerasLayer(..., arguments)` contains a value that is not "
+          f"JSON-serialisable under key {key!r}."
+        ) from None
     if self._arguments:
       config["arguments"] = self._arguments
-    for key, value in (("signature", self._signature), ("output_key", self._output_key),
-                       ("signature_outputs_as_dict", self._signature_outputs_as_dict)):
+    for key, value in (
+      ("signature", self._signature),
+      ("output_key", self._output_key),
+      ("signature_outputs_as_dict", self._signature_outputs_as_dict),
+    ):
       if value:
         config[key] = value
     return config
@@ -354,6 +406,8 @@ class KerasLayer(keras.layers.Layer):
     """
     parent = os.fspath(self._handle) if isinstance(self._handle, (str, os.PathLike)) else None
     return reexport.export_loaded_module(
-        self._module, export_dir,
-        {"source": {"kind": "fine_tuned", "parent": parent, "layer": self.name}},
-        overwrite=overwrite)
+      self._module,
+      export_dir,
+      {"source": {"kind": "fine_tuned", "parent": parent, "layer": self.name}},
+      overwrite=overwrite,
+    )

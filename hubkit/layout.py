@@ -9,16 +9,23 @@ be shipped to every consumer, so exporters and packers refuse it.
 import os
 from typing import Iterator, List
 
-ALLOWED_FILES = ("saved_model.pb", "saved_model.pbtxt", "keras_metadata.pb",
-                 "fingerprint.pb", "tfhub_module.pb")
+ALLOWED_FILES = (
+  "saved_model.pb",
+  "saved_model.pbtxt",
+  "keras_metadata.pb",
+  "fingerprint.pb",
+  "tfhub_module.pb",
+)
 ALLOWED_DIRS = ("variables", "assets", "assets.extra")
 METADATA_RELPATH = os.path.join("assets.extra", "hubkit.json")
 
 
 def has_saved_model(directory: str) -> bool:
   """Whether `directory` holds a SavedModel proto the loader would read."""
-  return any(os.path.isfile(os.path.join(directory, name))
-             for name in ("saved_model.pb", "saved_model.pbtxt"))
+  return any(
+    os.path.isfile(os.path.join(directory, name))
+    for name in ("saved_model.pb", "saved_model.pbtxt")
+  )
 
 
 def is_allowed(relpath: str) -> bool:

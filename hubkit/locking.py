@@ -23,8 +23,10 @@ from absl import logging
 # tensorflow_hub waits 10 minutes for a download that makes no progress.
 STALE_LOCK_SECONDS = 600.0
 POLL_SECONDS = 0.2
-_LOCK_FORMAT = re.compile(r"(?P<host>[A-Za-z0-9][A-Za-z0-9._-]{0,252})\.(?P<pid>[0-9]{1,10})"
-                          r"\.(?P<task>[0-9a-f]{32})")
+_LOCK_FORMAT = re.compile(
+  r"(?P<host>[A-Za-z0-9][A-Za-z0-9._-]{0,252})\.(?P<pid>[0-9]{1,10})"
+  r"\.(?P<task>[0-9a-f]{32})"
+)
 
 
 def lock_path(module_dir: str) -> str:
@@ -84,8 +86,13 @@ class CacheLock:
     poll_seconds: how often a waiter looks again.
   """
 
-  def __init__(self, module_dir: str, handle: str, stale_seconds: float = STALE_LOCK_SECONDS,
-               poll_seconds: float = POLL_SECONDS):
+  def __init__(
+    self,
+    module_dir: str,
+    handle: str,
+    stale_seconds: float = STALE_LOCK_SECONDS,
+    poll_seconds: float = POLL_SECONDS,
+  ):
     self.module_dir = os.path.normpath(module_dir)
     self.path = lock_path(module_dir)
     self.task_uid = uuid.uuid4().hex
@@ -119,8 +126,9 @@ class CacheLock:
         continue  # released between our attempt and the read
       parsed = _LOCK_FORMAT.fullmatch(owner.strip())
       if parsed and self._owner_is_dead(parsed):
-        logging.warning("taking over the lock of %s left by a dead process (%s)", self._handle,
-                        parsed.group(0))
+        logging.warning(
+          "taking over the lock of %s left by a dead process (%s)", self._handle, parsed.group(0)
+        )
         self._break(owner, parsed)
         continue
       if owner != watched:
@@ -129,8 +137,12 @@ class CacheLock:
       if size != last_size:
         last_size, last_change = size, time.monotonic()
       elif time.monotonic() - last_change > self._stale_seconds:
-        logging.warning("the download of %s by %r made no progress for %g s; taking over",
-                        self._handle, owner[:120], self._stale_seconds)
+        logging.warning(
+          "the download of %s by %r made no progress for %g s; taking over",
+          self._handle,
+          owner[:120],
+          self._stale_seconds,
+        )
         self._break(owner, parsed)
         continue
       time.sleep(self._poll_seconds)
@@ -143,8 +155,7 @@ class CacheLock:
 
   @staticmethod
   def _owner_is_dead(parsed: "re.Match") -> bool:
-    return parsed.group("host") == socket.gethostname() and not _pid_alive(
-        int(parsed.group("pid")))
+    return parsed.group("host") == socket.gethostname() and not _pid_alive(int(parsed.group("pid")))
 
   def _owner_temp(self, parsed: Optional["re.Match"]) -> Optional[str]:
     """The owner's download folder, found by listing (never built from the

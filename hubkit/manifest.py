@@ -38,9 +38,13 @@ def _status(st: os.stat_result) -> List[int]:
   return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def write(module_dir: str, handle: str, archive_sha256: Optional[str],
-          source: Optional[List[int]] = None,
-          digests: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+def write(
+  module_dir: str,
+  handle: str,
+  archive_sha256: Optional[str],
+  source: Optional[List[int]] = None,
+  digests: Optional[Dict[str, str]] = None,
+) -> Dict[str, Any]:
   """Records every file of a freshly filled entry (call after the rename).
 
   Args:
@@ -59,10 +63,17 @@ def write(module_dir: str, handle: str, archive_sha256: Optional[str],
   for relpath in layout.iter_files(module_dir):
     full = os.path.join(module_dir, relpath)
     known = (digests or {}).get(relpath)
-    files[relpath] = {"sha256": known or metadata.sha256_file(full),
-                      "status": _status(os.lstat(full))}
-  record = {"format": _FORMAT, "handle": handle, "archive_sha256": archive_sha256,
-            "source": source, "files": files}
+    files[relpath] = {
+      "sha256": known or metadata.sha256_file(full),
+      "status": _status(os.lstat(full)),
+    }
+  record = {
+    "format": _FORMAT,
+    "handle": handle,
+    "archive_sha256": archive_sha256,
+    "source": source,
+    "files": files,
+  }
   _save(module_dir, record)
   return record
 
@@ -81,8 +92,9 @@ def read(module_dir: str) -> Optional[Dict[str, Any]]:
     return None
   if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
     return None
-  if not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
-             for v in record["files"].values()):
+  if not all(
+    isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in record["files"].values()
+  ):
     return None
   return record
 

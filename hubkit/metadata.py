@@ -32,11 +32,14 @@ def sha256_file(path: str, chunk_size: int = 1 << 20) -> str:
 
 def spec_to_json(structure: Any) -> Any:
   """Turns a nest of `tf.TensorSpec`s (or tensors) into JSON-ready values."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
   def one(spec):
-    return {"dtype": spec.dtype.name,
-            "shape": None if spec.shape.rank is None else spec.shape.as_list()}
+    return {
+      "dtype": spec.dtype.name,
+      "shape": None if spec.shape.rank is None else spec.shape.as_list(),
+    }
+
   return tf.nest.map_structure(one, structure)
 
 
@@ -50,8 +53,9 @@ def _keras_versions() -> Dict[str, Optional[str]]:
   return versions
 
 
-def write_metadata(export_dir: str, info: Mapping[str, Any],
-                   module: Optional[Any] = None) -> Dict[str, Any]:
+def write_metadata(
+  export_dir: str, info: Mapping[str, Any], module: Optional[Any] = None
+) -> Dict[str, Any]:
   """Writes ``assets.extra/hubkit.json`` into a finished SavedModel directory.
 
   The one writer of the record: every exporter, the re-exporter and the
@@ -69,23 +73,25 @@ def write_metadata(export_dir: str, info: Mapping[str, Any],
   Returns:
     The record written, including the sha256 of every other file.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from hubkit import interface  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from hubkit import interface
+
   if module is None:
     module = tf.saved_model.load(export_dir)
   record = {
-      "format_version": FORMAT_VERSION,
-      "hubkit_version": __version__,
-      "tensorflow_version": tf.__version__,
-      **{f"{k}_version": v for k, v in _keras_versions().items()},
-      "python_version": platform.python_version(),
+    "format_version": FORMAT_VERSION,
+    "hubkit_version": __version__,
+    "tensorflow_version": tf.__version__,
+    **{f"{k}_version": v for k, v in _keras_versions().items()},
+    "python_version": platform.python_version(),
   }
   record.update(interface.describe(module, export_dir))
   record.update(info)
   record["files"] = {
-      rel: sha256_file(os.path.join(export_dir, rel))
-      for rel in layout.iter_files(export_dir)
-      if rel != layout.METADATA_RELPATH.replace(os.sep, "/")}
+    rel: sha256_file(os.path.join(export_dir, rel))
+    for rel in layout.iter_files(export_dir)
+    if rel != layout.METADATA_RELPATH.replace(os.sep, "/")
+  }
   path = os.path.join(export_dir, layout.METADATA_RELPATH)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w", encoding="utf-8") as f:
@@ -107,11 +113,13 @@ def read_metadata(export_dir: str) -> Optional[Dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
       record = json.load(f)
   except (OSError, ValueError) as e:
-    raise UsageError(f"{path} is not valid JSON ({e}); re-export the module "
-                     "or delete the file.") from e
+    raise UsageError(
+      f"{path} is not valid JSON ({e}); re-export the module or delete the file."
+    ) from e
   if not isinstance(record, dict) or not isinstance(record.get("files", {}), dict):
-    raise UsageError(f"{path} is not a hubkit metadata object; re-export the module or "
-                     "delete the file.")
+    raise UsageError(
+      f"{path} is not a hubkit metadata object; re-export the module or delete the file."
+    )
   return record
 
 
@@ -119,10 +127,12 @@ def export_summary(export_dir: str) -> str:
   """One line describing an export from its hubkit.json (what the export
   commands print)."""
   record = read_metadata(export_dir) or {}
-  line = (f"exported to {export_dir}: {record.get('num_parameters', 0):,} parameters, "
-          f"{record.get('num_variables', 0)} variables "
-          f"({record.get('num_trainable_variables', 0)} trainable), "
-          f"{record.get('num_regularization_losses', 0)} regularization losses")
+  line = (
+    f"exported to {export_dir}: {record.get('num_parameters', 0):,} parameters, "
+    f"{record.get('num_variables', 0)} variables "
+    f"({record.get('num_trainable_variables', 0)} trainable), "
+    f"{record.get('num_regularization_losses', 0)} regularization losses"
+  )
   if "parity_max_abs_diff" in record:
     diff = record["parity_max_abs_diff"]
     line += f", parity max abs diff {'n/a' if diff is None else f'{diff:.2e}'}"

@@ -34,12 +34,16 @@ def check_layout(module_dir: str) -> List[str]:
     raise UsageError(f"{module_dir} has no saved_model.pb; pass the SavedModel root.")
   stray = layout.disallowed_paths(module_dir)
   if stray:
-    raise UsageError(f"{module_dir} fails layout.saved_model: {', '.join(stray[:5])} "
-                     "outside the allow-list; remove them (or run 'hubkit check').")
+    raise UsageError(
+      f"{module_dir} fails layout.saved_model: {', '.join(stray[:5])} "
+      "outside the allow-list; remove them (or run 'hubkit check')."
+    )
   links = layout.symlinks(module_dir)
   if links:
-    raise UsageError(f"{module_dir} fails layout.saved_model: {links[0]} is a symbolic link; "
-                     "replace it with the file it points to.")
+    raise UsageError(
+      f"{module_dir} fails layout.saved_model: {links[0]} is a symbolic link; "
+      "replace it with the file it points to."
+    )
   return list(layout.iter_files(module_dir))
 
 
@@ -70,13 +74,16 @@ class _Counting:
 def write_archive(module_dir: str, out: BinaryIO) -> None:
   """Writes the deterministic archive of a checked module to a binary stream."""
   files = check_layout(module_dir)
-  directories = sorted({"/".join(f.split("/")[:i]) for f in files
-                        for i in range(1, f.count("/") + 1)})
+  directories = sorted(
+    {"/".join(f.split("/")[:i]) for f in files for i in range(1, f.count("/") + 1)}
+  )
   total = sum(os.path.getsize(os.path.join(module_dir, f)) for f in files)
   # mtime=0 and no filename keep the gzip header identical between runs.
-  with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz, \
-      tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar, \
-      Progress(f"packing {os.path.basename(os.path.abspath(module_dir))}", total) as progress:
+  with (
+    gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz,
+    tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    Progress(f"packing {os.path.basename(os.path.abspath(module_dir))}", total) as progress,
+  ):
     for name in sorted(directories + files):
       path = os.path.join(module_dir, *name.split("/"))
       if name in directories:
@@ -109,11 +116,17 @@ def pack_module(module_dir: str, output: str, overwrite: bool = False) -> str:
   return os.path.abspath(output)
 
 
-def pack_with_card(module_dir: str, output: str, handle: str, description: Optional[str] = None,
-                   task: Optional[str] = None, fine_tunable: Optional[bool] = None,
-                   model_format: str = "saved_model_2",
-                   extra: Optional[Mapping[str, Sequence[str]]] = None,
-                   overwrite: bool = False) -> Tuple[str, str, str]:
+def pack_with_card(
+  module_dir: str,
+  output: str,
+  handle: str,
+  description: Optional[str] = None,
+  task: Optional[str] = None,
+  fine_tunable: Optional[bool] = None,
+  model_format: str = "saved_model_2",
+  extra: Optional[Mapping[str, Sequence[str]]] = None,
+  overwrite: bool = False,
+) -> Tuple[str, str, str]:
   """Packs a module and writes its tfhub.dev card and Kaggle metadata beside it.
 
   The card is `<archive stem>.md`, next to `model-instance-metadata.json`.
@@ -135,19 +148,33 @@ def pack_with_card(module_dir: str, output: str, handle: str, description: Optio
     UsageError: a bad handle, an existing card without `overwrite`, or as
       `pack_module`.
   """
-  from hubkit import card  # pylint: disable=g-import-not-at-top
+  from hubkit import card
+
   card.parse_handle(handle)
   folder = os.path.dirname(os.path.abspath(output))
-  stem = os.path.basename(output)[:-len(".tar.gz")] if output.endswith(".tar.gz") else None
-  existing = [p for p in (f"{stem}.md", card.KAGGLE_METADATA_NAME)
-              if stem and os.path.lexists(os.path.join(folder, p))]
+  stem = os.path.basename(output)[: -len(".tar.gz")] if output.endswith(".tar.gz") else None
+  existing = [
+    p
+    for p in (f"{stem}.md", card.KAGGLE_METADATA_NAME)
+    if stem and os.path.lexists(os.path.join(folder, p))
+  ]
   if existing and not overwrite:
-    raise UsageError(f"{', '.join(existing)} already exist(s) beside {output}; pass "
-                     "`overwrite` to replace them, or write the archive elsewhere.")
+    raise UsageError(
+      f"{', '.join(existing)} already exist(s) beside {output}; pass "
+      "`overwrite` to replace them, or write the archive elsewhere."
+    )
   path = pack_module(module_dir, output, overwrite=overwrite)
   record = metadata.read_metadata(module_dir)
   card_path, kaggle_path = card.write_card_files(
-      folder, handle, description or card.default_description(record), os.path.basename(path),
-      record, task=task, fine_tunable=fine_tunable, model_format=model_format, extra=extra,
-      card_name=f"{stem}.md")
+    folder,
+    handle,
+    description or card.default_description(record),
+    os.path.basename(path),
+    record,
+    task=task,
+    fine_tunable=fine_tunable,
+    model_format=model_format,
+    extra=extra,
+    card_name=f"{stem}.md",
+  )
   return path, card_path, kaggle_path

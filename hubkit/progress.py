@@ -34,8 +34,13 @@ class Progress:
       default draws only on a terminal.
   """
 
-  def __init__(self, label: str, total: Optional[int] = None, stream: Optional[TextIO] = None,
-               enabled: Optional[bool] = None):
+  def __init__(
+    self,
+    label: str,
+    total: Optional[int] = None,
+    stream: Optional[TextIO] = None,
+    enabled: Optional[bool] = None,
+  ):
     self.label = label
     self.total = total
     self.done = 0

@@ -9,8 +9,9 @@ from hubkit import metadata
 from hubkit.atomic import atomic_directory
 
 
-def export_loaded_module(obj: Any, export_dir: str, info: Mapping[str, Any],
-                         overwrite: bool = False) -> str:
+def export_loaded_module(
+  obj: Any, export_dir: str, info: Mapping[str, Any], overwrite: bool = False
+) -> str:
   """Re-exports an object from `tf.saved_model.load` with its signatures and assets.
 
   The restored `__call__` traces, variable lists and regularization losses

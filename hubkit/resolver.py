@@ -38,9 +38,9 @@ def load(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = (), **k
     As `ModuleCache.resolve`: NotFoundError / FetchError / ArchiveError are
     OSErrors and UsageError is a ValueError, as hub callers expect.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.saved_model.load(resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops),
-                             **kwargs)
+  import tensorflow as tf
+
+  return tf.saved_model.load(resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops), **kwargs)
 
 
 @contextlib.contextmanager

@@ -35,22 +35,25 @@ def nest_paths(structure: Any, prefix: tuple = ()) -> List[tuple]:
 
 def _named_flat_specs(signature: Any) -> List[tf.TensorSpec]:
   """Flattens an input nest into TensorSpecs named after their nest paths."""
-  return [tf.TensorSpec(spec.shape, spec.dtype,
-                        name="_".join(str(p) for p in path) or "inputs")
-          for path, spec in zip(nest_paths(signature), tf.nest.flatten(signature))]
+  return [
+    tf.TensorSpec(spec.shape, spec.dtype, name="_".join(str(p) for p in path) or "inputs")
+    for path, spec in zip(nest_paths(signature), tf.nest.flatten(signature))
+  ]
 
 
 def _check_signature(signature: Any) -> None:
   for spec in tf.nest.flatten(signature):
     if not isinstance(spec, tf.TensorSpec):
       raise UsageError(
-          f"input signature entry {spec!r} is not a tf.TensorSpec; declare "
-          "inputs as tf.TensorSpec(shape, dtype) (nested in a list or dict "
-          "for several inputs).")
+        f"input signature entry {spec!r} is not a tf.TensorSpec; declare "
+        "inputs as tf.TensorSpec(shape, dtype) (nested in a list or dict "
+        "for several inputs)."
+      )
     if spec.shape.rank is None or spec.shape.rank == 0 or spec.shape[0] is not None:
       raise UsageError(
-          f"input spec {spec} must have a leading batch dimension of None so "
-          "that consumers can use any batch size; use shape [None, ...].")
+        f"input spec {spec} must have a leading batch dimension of None so "
+        "that consumers can use any batch size; use shape [None, ...]."
+      )
 
 
 class ReusableModule(tf.train.Checkpoint):
@@ -95,8 +98,9 @@ class ReusableModule(tf.train.Checkpoint):
     super().__init__()
     if isinstance(input_signatures, tf.TensorSpec) or not input_signatures:
       raise UsageError(
-          "input_signatures must be a non-empty list of input structures, "
-          "e.g. [tf.TensorSpec([None, 4], tf.float32)].")
+        "input_signatures must be a non-empty list of input structures, "
+        "e.g. [tf.TensorSpec([None, 4], tf.float32)]."
+      )
     for signature in input_signatures:
       _check_signature(signature)
     # Bypass attribute tracking: specs and bookkeeping are not checkpointable.
@@ -139,8 +143,9 @@ class ReusableModule(tf.train.Checkpoint):
       UsageError: called after the interface was built (after export).
     """
     if self._hubkit_built:
-      raise UsageError("freeze() must be called before the module is built or "
-                       "exported; call it in __init__.")
+      raise UsageError(
+        "freeze() must be called before the module is built or exported; call it in __init__."
+      )
     for item in items:
       for variable in getattr(item, "variables", [item]):
         self._hubkit_frozen.add(id(variable))
@@ -155,9 +160,11 @@ class ReusableModule(tf.train.Checkpoint):
     return self.call(inputs, training=training)
 
   def _concrete_calls(self) -> List[Any]:
-    return [self.__call__.get_concrete_function(signature, training=training)
-            for signature in self._hubkit_signatures
-            for training in (True, False)]
+    return [
+      self.__call__.get_concrete_function(signature, training=training)
+      for signature in self._hubkit_signatures
+      for training in (True, False)
+    ]
 
   def build(self) -> None:
     """Traces `__call__` and fills `variables`, `trainable_variables` and
@@ -176,8 +183,9 @@ class ReusableModule(tf.train.Checkpoint):
     losses = [self._trace_regularizer(i, fn) for i, fn in enumerate(self.regularizers())]
     object.__setattr__(self, "_hubkit_built", True)
     self.variables = variables
-    self.trainable_variables = [v for v in variables
-                                if v.trainable and id(v) not in self._hubkit_frozen]
+    self.trainable_variables = [
+      v for v in variables if v.trainable and id(v) not in self._hubkit_frozen
+    ]
     self.regularization_losses = losses
 
   def _variable_order(self) -> List[tf.Variable]:
@@ -185,14 +193,17 @@ class ReusableModule(tf.train.Checkpoint):
     return list(_trackables.variable_paths(self).values())
 
   @staticmethod
-  def _trace_regularizer(index: int, fn: Callable[[], Any]) -> tf.types.experimental.GenericFunction:
+  def _trace_regularizer(
+    index: int, fn: Callable[[], Any]
+  ) -> tf.types.experimental.GenericFunction:
     loss = tf.function(lambda: tf.convert_to_tensor(fn()), input_signature=[])
     output = loss.get_concrete_function().structured_outputs
     if output.shape.rank != 0 or not output.dtype.is_floating:
       raise UsageError(
-          f"regularizer #{index} returns {output.dtype.name}{output.shape}, "
-          "but regularization losses must be float scalars; wrap it in "
-          "tf.reduce_sum(...).")
+        f"regularizer #{index} returns {output.dtype.name}{output.shape}, "
+        "but regularization losses must be float scalars; wrap it in "
+        "tf.reduce_sum(...)."
+      )
     return loss
 
   def serving_function(self) -> Any:
@@ -207,16 +218,18 @@ class ReusableModule(tf.train.Checkpoint):
 
     @tf.function(input_signature=flat_specs)
     def serve(*flat_inputs):
-      outputs = self.__call__(tf.nest.pack_sequence_as(signature, list(flat_inputs)),
-                              training=False)
+      outputs = self.__call__(
+        tf.nest.pack_sequence_as(signature, list(flat_inputs)), training=False
+      )
       if isinstance(outputs, Mapping) and all(tf.is_tensor(v) for v in outputs.values()):
         return outputs
       return {f"output_{i}": t for i, t in enumerate(tf.nest.flatten(outputs))}
 
     return serve.get_concrete_function()
 
-  def export(self, export_dir: str, overwrite: bool = False,
-             source: Optional[Mapping[str, Any]] = None) -> str:
+  def export(
+    self, export_dir: str, overwrite: bool = False, source: Optional[Mapping[str, Any]] = None
+  ) -> str:
     """Saves the module as a Reusable SavedModel with hubkit metadata.
 
     The SavedModel is written to a temporary sibling and renamed into place,
@@ -235,8 +248,15 @@ class ReusableModule(tf.train.Checkpoint):
       UsageError: `export_dir` exists and `overwrite` is False.
     """
     self.build()
-    info = {"source": dict(source or {"kind": "reusable_module",
-                                      "class": f"{type(self).__module__}.{type(self).__qualname__}"})}
+    info = {
+      "source": dict(
+        source
+        or {
+          "kind": "reusable_module",
+          "class": f"{type(self).__module__}.{type(self).__qualname__}",
+        }
+      )
+    }
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
       self.save_saved_model(tmp)
       metadata.write_metadata(tmp, info, module=self)
@@ -249,5 +269,4 @@ class ReusableModule(tf.train.Checkpoint):
     verify the SavedModel before writing metadata and committing it.
     """
     self.build()
-    tf.saved_model.save(self, directory,
-                        signatures={"serving_default": self.serving_function()})
+    tf.saved_model.save(self, directory, signatures={"serving_default": self.serving_function()})

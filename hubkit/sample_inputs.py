@@ -71,8 +71,10 @@ def _one(spec: tf.TensorSpec, words: List[str], rng: np.random.Generator) -> tf.
       if len(sentences) > 1:
         sentences[-2] = "zzqxunknownword " + sentences[-2]
     return tf.constant(np.array(sentences, dtype=object).reshape(shape))
-  raise UsageError(f"cannot make test inputs of dtype {spec.dtype.name}; pass "
-                   "`inputs`=FILE.npz with arrays for every input.")
+  raise UsageError(
+    f"cannot make test inputs of dtype {spec.dtype.name}; pass "
+    "`inputs`=FILE.npz with arrays for every input."
+  )
 
 
 def argument_value(spec: tf.TensorSpec) -> tf.Tensor:

@@ -61,11 +61,15 @@ def _npz_source(path: str) -> Tuple[Dict[str, Callable[[], np.ndarray]], Dict[st
   try:
     archive = np.load(path, allow_pickle=False)
   except (OSError, ValueError, EOFError) as e:
-    raise UsageError(f"cannot read {path} as an .npz file ({e or 'it is empty'}); write it "
-                     "with np.savez(path, **{name: array}).") from e
+    raise UsageError(
+      f"cannot read {path} as an .npz file ({e or 'it is empty'}); write it "
+      "with np.savez(path, **{name: array})."
+    ) from e
   if not isinstance(archive, np.lib.npyio.NpzFile):
-    raise UsageError(f"{path} holds a single array, not named arrays; write it with "
-                     "np.savez(path, **{name: array}).")
+    raise UsageError(
+      f"{path} holds a single array, not named arrays; write it with "
+      "np.savez(path, **{name: array})."
+    )
   getters = {k: (lambda k=k: archive[k]) for k in archive.files}
   shapes = {k: tuple(archive[k].shape) for k in archive.files}
   return getters, shapes
@@ -76,9 +80,11 @@ def _checkpoint_source(path: str):
   try:
     reader = tf.train.load_checkpoint(path)
   except (tf.errors.OpError, ValueError) as e:
-    raise UsageError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}; pass the "
-                     "checkpoint prefix (e.g. ckpt-1, not ckpt-1.index), an .npz file, "
-                     "or fix the path.") from e
+    raise UsageError(
+      f"cannot read checkpoint {path}: {str(e).splitlines()[0]}; pass the "
+      "checkpoint prefix (e.g. ckpt-1, not ckpt-1.index), an .npz file, "
+      "or fix the path."
+    ) from e
   shapes = reader.get_variable_to_shape_map()
   object_based = _OBJECT_GRAPH_KEY in shapes
   if object_based:
@@ -106,8 +112,9 @@ def _find(candidates: List[str], available: Mapping[str, tuple]) -> Optional[str
   return None
 
 
-def load_weights(module: ReusableModule, path: str,
-                 name_map: Optional[Mapping[str, str]] = None) -> List[str]:
+def load_weights(
+  module: ReusableModule, path: str, name_map: Optional[Mapping[str, str]] = None
+) -> List[str]:
   """Assigns weights from a file to the module's variables, all or nothing.
 
   Args:
@@ -128,12 +135,16 @@ def load_weights(module: ReusableModule, path: str,
   name_map = dict(name_map or {})
   targets = {_variable_name(v): v for v in module.variables}
   if len(targets) != len(module.variables):
-    raise UsageError("the module has several variables with the same name, so weights "
-                     "cannot be matched by name; give its variables unique names.")
+    raise UsageError(
+      "the module has several variables with the same name, so weights "
+      "cannot be matched by name; give its variables unique names."
+    )
   unknown = sorted(set(name_map) - set(targets))
   if unknown:
-    raise UsageError(f"name_map mentions {_listing(unknown)}, which the module does not have; "
-                     f"its variables are: {_listing(targets)}.")
+    raise UsageError(
+      f"name_map mentions {_listing(unknown)}, which the module does not have; "
+      f"its variables are: {_listing(targets)}."
+    )
   is_npz = path.endswith(".npz")
   if is_npz:
     if not os.path.isfile(path):
@@ -147,35 +158,43 @@ def load_weights(module: ReusableModule, path: str,
     # Prefer named attribute paths (dense/0/kernel) over positions in the
     # interface lists (variables/3), which depend on trace order.
     for object_path, variable in sorted(
-        _trackables.variable_paths(module).items(),
-        key=lambda item: item[0].split("/")[0] in interface.LISTS):
+      _trackables.variable_paths(module).items(),
+      key=lambda item: item[0].split("/")[0] in interface.LISTS,
+    ):
       paths_of.setdefault(id(variable), []).append(object_path)
 
   plan, used = [], set()
   for name, variable in targets.items():
-    candidates = ([name_map[name]] if name in name_map
-                  else paths_of.get(id(variable), []) + [name])
+    candidates = [name_map[name]] if name in name_map else paths_of.get(id(variable), []) + [name]
     source = _find(candidates, shapes)
     if source is None:
       alias = f" (looked up as {candidates[0]!r})" if candidates[0] != name else ""
-      raise UsageError(f"variable {name!r}{alias} is missing from {path}, which has "
-                       f"{_listing(shapes)}; map names with name_map (--name_map=FILE.json).")
+      raise UsageError(
+        f"variable {name!r}{alias} is missing from {path}, which has "
+        f"{_listing(shapes)}; map names with name_map (--name_map=FILE.json)."
+      )
     if tuple(variable.shape) != shapes[source]:
-      raise UsageError(f"shape mismatch for variable {name!r}: the module has "
-                       f"{list(variable.shape)}, {path} has {list(shapes[source])} under "
-                       f"{source!r}; build the module with a matching config.")
+      raise UsageError(
+        f"shape mismatch for variable {name!r}: the module has "
+        f"{list(variable.shape)}, {path} has {list(shapes[source])} under "
+        f"{source!r}; build the module with a matching config."
+      )
     value = np.asarray(getters[source]())
     if not np.can_cast(value.dtype, variable.dtype.as_numpy_dtype, casting="same_kind"):
-      raise UsageError(f"dtype mismatch for variable {name!r}: the module has "
-                       f"{variable.dtype.name}, {path} has {value.dtype} under {source!r}.")
+      raise UsageError(
+        f"dtype mismatch for variable {name!r}: the module has "
+        f"{variable.dtype.name}, {path} has {value.dtype} under {source!r}."
+      )
     plan.append((name, variable, value))
     used.add(source)
   # Checkpoints legitimately hold more (optimizer slots, step counters); an
   # .npz made for this module should not, so a leftover array is a mistake.
   unused = set(shapes) - used
   if is_npz and unused:
-    raise UsageError(f"{path} has arrays no module variable uses: {_listing(unused)}; "
-                     "remove them or map them with name_map.")
+    raise UsageError(
+      f"{path} has arrays no module variable uses: {_listing(unused)}; "
+      "remove them or map them with name_map."
+    )
   for _, variable, value in plan:
     variable.assign(value.astype(variable.dtype.as_numpy_dtype))
   return [name for name, _, _ in plan]

@@ -19,10 +19,10 @@ from hubkit.modules.text_embedding import TextEmbedding
 from hubkit.reusable import ReusableModule
 
 MODULES = {
-    "mul": Mul,
-    "mlp_feature_vector": MlpFeatureVector,
-    "image_feature_vector": ImageFeatureVector,
-    "text_embedding": TextEmbedding,
+  "mul": Mul,
+  "mlp_feature_vector": MlpFeatureVector,
+  "image_feature_vector": ImageFeatureVector,
+  "text_embedding": TextEmbedding,
 }
 
 
@@ -55,14 +55,18 @@ def build_module(name: str, **config: Any) -> ReusableModule:
   valid = config_keys(name)
   unknown = sorted(set(config) - set(valid))
   if unknown:
-    raise UsageError(f"unknown config key(s) {', '.join(unknown)} for module {name!r}; "
-                     f"valid keys: {', '.join(valid)}.")
+    raise UsageError(
+      f"unknown config key(s) {', '.join(unknown)} for module {name!r}; "
+      f"valid keys: {', '.join(valid)}."
+    )
   for key, value in config.items():
     expected = _expected_type(valid[key])
     if expected and not isinstance(value, expected):
-      raise UsageError(f"config key {key!r} of module {name!r} must be "
-                       f"{' or '.join(t.__name__ for t in expected)} (like its default "
-                       f"{valid[key]!r}), not {value!r}.")
+      raise UsageError(
+        f"config key {key!r} of module {name!r} must be "
+        f"{' or '.join(t.__name__ for t in expected)} (like its default "
+        f"{valid[key]!r}), not {value!r}."
+      )
   try:
     return _module_class(name)(**config)
   except (TypeError, ValueError) as e:
@@ -84,10 +88,14 @@ def _expected_type(default: Any) -> tuple:
   return ()
 
 
-def export_module(name: str, export_dir: str, config: Optional[Mapping[str, Any]] = None,
-                  weights: Optional[str] = None,
-                  name_map: Optional[Mapping[str, str]] = None,
-                  overwrite: bool = False) -> str:
+def export_module(
+  name: str,
+  export_dir: str,
+  config: Optional[Mapping[str, Any]] = None,
+  weights: Optional[str] = None,
+  name_map: Optional[Mapping[str, str]] = None,
+  overwrite: bool = False,
+) -> str:
   """Builds a library module, optionally loads weights, and exports it.
 
   Args:
@@ -105,13 +113,19 @@ def export_module(name: str, export_dir: str, config: Optional[Mapping[str, Any]
   Raises:
     UsageError: unknown module, config key, or weights that do not fit.
   """
-  from hubkit import weights as weights_lib  # pylint: disable=g-import-not-at-top
+  from hubkit import weights as weights_lib
+
   if name_map and not weights:
-    raise UsageError("a name map only applies to loaded weights (`name_map` needs `weights`); "
-                     "add `weights`=FILE or drop `name_map`.")
+    raise UsageError(
+      "a name map only applies to loaded weights (`name_map` needs `weights`); "
+      "add `weights`=FILE or drop `name_map`."
+    )
   config = dict(config or {})
   module = build_module(name, **config)
   if weights:
     weights_lib.load_weights(module, weights, name_map=name_map)
-  return module.export(export_dir, overwrite=overwrite, source={
-      "kind": "module_library", "module": name, "config": config, "weights": weights})
+  return module.export(
+    export_dir,
+    overwrite=overwrite,
+    source={"kind": "module_library", "module": name, "config": config, "weights": weights},
+  )

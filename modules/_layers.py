@@ -18,11 +18,13 @@ def _glorot(shape, fan_in: int, fan_out: int, seed: int) -> tf.Tensor:
 class Dense(tf.Module):
   """A fully connected layer with an optional L2 kernel penalty."""
 
-  def __init__(self, in_units: int, units: int, name: str, activation=None,
-               l2: float = 0.0, seed: int = 0):
+  def __init__(
+    self, in_units: int, units: int, name: str, activation=None, l2: float = 0.0, seed: int = 0
+  ):
     super().__init__(name=name)
-    self.kernel = tf.Variable(_glorot([in_units, units], in_units, units, seed),
-                              name=f"{name}/kernel")
+    self.kernel = tf.Variable(
+      _glorot([in_units, units], in_units, units, seed), name=f"{name}/kernel"
+    )
     self.bias = tf.Variable(tf.zeros([units]), name=f"{name}/bias")
     self.activation = activation
     self.l2 = l2
@@ -38,13 +40,22 @@ class Dense(tf.Module):
 class Conv2D(tf.Module):
   """A 'SAME'-padded 2D convolution without bias (batch norm follows it)."""
 
-  def __init__(self, in_channels: int, filters: int, name: str, kernel_size: int = 3,
-               strides: int = 1, l2: float = 0.0, seed: int = 0):
+  def __init__(
+    self,
+    in_channels: int,
+    filters: int,
+    name: str,
+    kernel_size: int = 3,
+    strides: int = 1,
+    l2: float = 0.0,
+    seed: int = 0,
+  ):
     super().__init__(name=name)
     shape = [kernel_size, kernel_size, in_channels, filters]
     fan_in = kernel_size * kernel_size * in_channels
-    self.kernel = tf.Variable(_glorot(shape, fan_in, kernel_size * kernel_size * filters, seed),
-                              name=f"{name}/kernel")
+    self.kernel = tf.Variable(
+      _glorot(shape, fan_in, kernel_size * kernel_size * filters, seed), name=f"{name}/kernel"
+    )
     self.strides = strides
     self.l2 = l2
 
@@ -68,10 +79,12 @@ class BatchNorm(tf.Module):
     super().__init__(name=name)
     self.gamma = tf.Variable(tf.ones([channels]), name=f"{name}/gamma")
     self.beta = tf.Variable(tf.zeros([channels]), name=f"{name}/beta")
-    self.moving_mean = tf.Variable(tf.zeros([channels]), trainable=False,
-                                   name=f"{name}/moving_mean")
-    self.moving_variance = tf.Variable(tf.ones([channels]), trainable=False,
-                                       name=f"{name}/moving_variance")
+    self.moving_mean = tf.Variable(
+      tf.zeros([channels]), trainable=False, name=f"{name}/moving_mean"
+    )
+    self.moving_variance = tf.Variable(
+      tf.ones([channels]), trainable=False, name=f"{name}/moving_variance"
+    )
     self.momentum = momentum
     self.epsilon = epsilon
 
@@ -87,8 +100,7 @@ class BatchNorm(tf.Module):
     return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
 
 
-def dropout(x: tf.Tensor, rate: float, training: bool,
-            seed: Optional[int] = None) -> tf.Tensor:
+def dropout(x: tf.Tensor, rate: float, training: bool, seed: Optional[int] = None) -> tf.Tensor:
   """Applies dropout only in training; inference stays deterministic."""
   if training and rate > 0.0:
     return tf.nn.dropout(x, rate=rate, seed=seed)

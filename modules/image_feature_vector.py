@@ -34,16 +34,31 @@ class ImageFeatureVector(ReusableModule):
     seed: initialisation seed.
   """
 
-  def __init__(self, filters: Sequence[int] = (16, 32),
-               num_features: int = 32, l2: float = 1e-4, seed: int = 0):
+  def __init__(
+    self, filters: Sequence[int] = (16, 32), num_features: int = 32, l2: float = 1e-4, seed: int = 0
+  ):
     super().__init__(input_signatures=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     channels = [3] + list(filters)
-    self.convs = [_layers.Conv2D(channels[i], channels[i + 1], name=f"conv_{i}",
-                                 strides=1 if i == 0 else 2, l2=l2, seed=seed + i)
-                  for i in range(len(filters))]
+    self.convs = [
+      _layers.Conv2D(
+        channels[i],
+        channels[i + 1],
+        name=f"conv_{i}",
+        strides=1 if i == 0 else 2,
+        l2=l2,
+        seed=seed + i,
+      )
+      for i in range(len(filters))
+    ]
     self.norms = [_layers.BatchNorm(channels[i + 1], name=f"bn_{i}") for i in range(len(filters))]
-    self.projection = _layers.Dense(channels[-1], num_features, name="features",
-                                    activation=tf.nn.relu, l2=l2, seed=seed + len(filters))
+    self.projection = _layers.Dense(
+      channels[-1],
+      num_features,
+      name="features",
+      activation=tf.nn.relu,
+      l2=l2,
+      seed=seed + len(filters),
+    )
 
   def call(self, inputs, training):
     x = inputs

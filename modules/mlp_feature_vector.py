@@ -33,15 +33,24 @@ class MlpFeatureVector(ReusableModule):
     seed: initialisation seed.
   """
 
-  def __init__(self, input_dim: int = 64, hidden_units: Sequence[int] = (64, 32),
-               dropout_rate: float = 0.1, l2: float = 1e-4, seed: int = 0):
+  def __init__(
+    self,
+    input_dim: int = 64,
+    hidden_units: Sequence[int] = (64, 32),
+    dropout_rate: float = 0.1,
+    l2: float = 1e-4,
+    seed: int = 0,
+  ):
     if not 0.0 <= dropout_rate < 1.0:
       raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}")
     super().__init__(input_signatures=[tf.TensorSpec([None, input_dim], tf.float32)])
     sizes = [input_dim] + list(hidden_units)
-    self.dense = [_layers.Dense(sizes[i], sizes[i + 1], name=f"dense_{i}",
-                                activation=tf.nn.relu, l2=l2, seed=seed + i)
-                  for i in range(len(hidden_units))]
+    self.dense = [
+      _layers.Dense(
+        sizes[i], sizes[i + 1], name=f"dense_{i}", activation=tf.nn.relu, l2=l2, seed=seed + i
+      )
+      for i in range(len(hidden_units))
+    ]
     self.dropout_rate = dropout_rate
     self.seed = seed
 

@@ -17,13 +17,17 @@ def _vocabulary_file(vocabulary: Union[str, Sequence[str], None]) -> str:
     return DEFAULT_VOCABULARY
   if isinstance(vocabulary, str):
     if not os.path.isfile(vocabulary):
-      raise UsageError(f"vocabulary file {vocabulary} does not exist; pass a text file "
-                       "with one token per line, or a list of tokens.")
+      raise UsageError(
+        f"vocabulary file {vocabulary} does not exist; pass a text file "
+        "with one token per line, or a list of tokens."
+      )
     return vocabulary
   tokens = list(vocabulary)
   if not tokens or any(not t or any(c.isspace() for c in t) for t in tokens):
-    raise UsageError("vocabulary tokens must be non-empty and contain no white space; "
-                     "the module splits text on white space.")
+    raise UsageError(
+      "vocabulary tokens must be non-empty and contain no white space; "
+      "the module splits text on white space."
+    )
   # The SavedModel copies the file into assets/ at export; until then it
   # lives in a private temporary directory.
   path = os.path.join(tempfile.mkdtemp(prefix="hubkit_vocab_"), "vocab.txt")
@@ -65,22 +69,33 @@ class TextEmbedding(ReusableModule):
     seed: initialisation seed.
   """
 
-  def __init__(self, vocabulary: Union[str, Sequence[str], None] = None, dim: int = 16,
-               num_oov_buckets: int = 4, l2: float = 0.0, seed: int = 0):
+  def __init__(
+    self,
+    vocabulary: Union[str, Sequence[str], None] = None,
+    dim: int = 16,
+    num_oov_buckets: int = 4,
+    l2: float = 0.0,
+    seed: int = 0,
+  ):
     super().__init__(input_signatures=[tf.TensorSpec([None], tf.string)])
     if num_oov_buckets < 1:
       raise UsageError("num_oov_buckets must be at least 1 so unknown words get a vector.")
     path = _vocabulary_file(vocabulary)
     self.vocabulary_file = tf.saved_model.Asset(path)
     self.table = tf.lookup.StaticVocabularyTable(
-        tf.lookup.TextFileInitializer(
-            self.vocabulary_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
-        num_oov_buckets=num_oov_buckets)
+      tf.lookup.TextFileInitializer(
+        self.vocabulary_file,
+        tf.string,
+        tf.lookup.TextFileIndex.WHOLE_LINE,
+        tf.int64,
+        tf.lookup.TextFileIndex.LINE_NUMBER,
+      ),
+      num_oov_buckets=num_oov_buckets,
+    )
     rows = _count_lines(path) + num_oov_buckets
     self.embeddings = tf.Variable(
-        tf.random.stateless_normal([rows, dim], seed=[seed, 1], stddev=dim ** -0.5),
-        name="embeddings")
+      tf.random.stateless_normal([rows, dim], seed=[seed, 1], stddev=dim**-0.5), name="embeddings"
+    )
     self.l2 = l2
 
   def call(self, inputs, training):

@@ -20,8 +20,16 @@ def _base():
   return obj
 
 
-def _finish(obj, path, call, specs=(SPEC,), trainings=(True, False), variables=None,
-            trainable=None, losses=None):
+def _finish(
+  obj,
+  path,
+  call,
+  specs=(SPEC,),
+  trainings=(True, False),
+  variables=None,
+  trainable=None,
+  losses=None,
+):
   obj.__call__ = tf.function(call)
   for spec in specs:
     for training in trainings:
@@ -45,41 +53,56 @@ def valid(path):
 
 def missing_training_trace(path):
   obj = _base()
-  return _finish(obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
-                 trainings=(False,))
+  return _finish(
+    obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b, trainings=(False,)
+  )
 
 
 def defined_batch_dimension(path):
   obj = _base()
-  return _finish(obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
-                 specs=(tf.TensorSpec([4, 3], tf.float32),))
+  return _finish(
+    obj,
+    path,
+    lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
+    specs=(tf.TensorSpec([4, 3], tf.float32),),
+  )
 
 
 def regularization_loss_with_argument(path):
   obj = _base()
-  loss = tf.function(lambda scale: scale * tf.reduce_sum(tf.square(obj.w)),
-                     input_signature=[tf.TensorSpec([], tf.float32)])
+  loss = tf.function(
+    lambda scale: scale * tf.reduce_sum(tf.square(obj.w)),
+    input_signature=[tf.TensorSpec([], tf.float32)],
+  )
   loss.get_concrete_function()
-  return _finish(obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
-                 losses=[loss])
+  return _finish(obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b, losses=[loss])
 
 
 def trainable_missing_from_variables(path):
   obj = _base()
-  return _finish(obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
-                 variables=[obj.w])
+  return _finish(
+    obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b, variables=[obj.w]
+  )
 
 
 def variable_read_but_not_listed(path):
   obj = _base()
-  return _finish(obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
-                 variables=[obj.w], trainable=[obj.w])
+  return _finish(
+    obj,
+    path,
+    lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
+    variables=[obj.w],
+    trainable=[obj.w],
+  )
 
 
 def nondeterministic_inference(path):
   obj = _base()
-  return _finish(obj, path, lambda x, training=False: (
-      tf.matmul(x, obj.w) + obj.b + tf.random.uniform([1], 0.0, 1e-3)))
+  return _finish(
+    obj,
+    path,
+    lambda x, training=False: tf.matmul(x, obj.w) + obj.b + tf.random.uniform([1], 0.0, 1e-3),
+  )
 
 
 def non_finite_outputs(path):
@@ -99,10 +122,13 @@ def read_file_op(path):
 
   def call(x, training=False):
     # The file is never read for ordinary inputs, but the op ships in the graph.
-    extra = tf.cond(tf.reduce_sum(x) < -1e9,
-                    lambda: tf.cast(tf.strings.length(tf.io.read_file("config.txt")), tf.float32),
-                    lambda: tf.constant(0.0))
+    extra = tf.cond(
+      tf.reduce_sum(x) < -1e9,
+      lambda: tf.cast(tf.strings.length(tf.io.read_file("config.txt")), tf.float32),
+      lambda: tf.constant(0.0),
+    )
     return tf.matmul(x, obj.w) + obj.b + extra
+
   return _finish(obj, path, call)
 
 
@@ -112,6 +138,7 @@ def print_op(path):
   def call(x, training=False):
     tf.print("inputs:", x)
     return tf.matmul(x, obj.w) + obj.b
+
   return _finish(obj, path, call)
 
 
@@ -121,6 +148,7 @@ def leaked_path(path):
   def call(x, training=False):
     name = tf.constant("/home/alice/projects/secret/vocab.txt")
     return tf.matmul(x, obj.w) + obj.b + 0.0 * tf.cast(tf.strings.length(name), tf.float32)
+
   return _finish(obj, path, call)
 
 
@@ -134,8 +162,10 @@ def stray_file(path):
 def symlinked_file(path):
   valid(path)
   os.rename(os.path.join(path, "fingerprint.pb"), os.path.join(path, "..", "fingerprint.pb"))
-  os.symlink(os.path.abspath(os.path.join(path, "..", "fingerprint.pb")),
-             os.path.join(path, "fingerprint.pb"))
+  os.symlink(
+    os.path.abspath(os.path.join(path, "..", "fingerprint.pb")),
+    os.path.join(path, "fingerprint.pb"),
+  )
   return path
 
 
@@ -155,14 +185,20 @@ def inference_updates_state(path):
       obj.count.assign_add(1.0)  # batch-norm-like state updated in inference: wrong
     out = tf.matmul(x, obj.w) + obj.b
     return tf.nn.dropout(out, 0.5) if training else out
+
   return _finish(obj, path, call, variables=[obj.w, obj.b, obj.count])
 
 
 def trainable_variable_unused(path):
   obj = _base()
   obj.unused = tf.Variable([1.0], name="unused")
-  return _finish(obj, path, lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
-                 variables=[obj.w, obj.b, obj.unused], trainable=[obj.w, obj.b, obj.unused])
+  return _finish(
+    obj,
+    path,
+    lambda x, training=False: tf.matmul(x, obj.w) + obj.b,
+    variables=[obj.w, obj.b, obj.unused],
+    trainable=[obj.w, obj.b, obj.unused],
+  )
 
 
 def no_call(path):
@@ -173,30 +209,41 @@ def no_call(path):
 
 
 BROKEN = {
-    "missing_training_trace": (missing_training_trace, {"interface.training_traces"}, set()),
-    "defined_batch_dimension": (defined_batch_dimension, {"interface.training_traces"}, set()),
-    "regularization_loss_with_argument": (regularization_loss_with_argument,
-                                          {"interface.regularization_losses"}, set()),
-    "trainable_missing_from_variables": (trainable_missing_from_variables,
-                                         {"interface.variables"}, set()),
-    "variable_read_but_not_listed": (variable_read_but_not_listed, {"interface.variables"}, set()),
-    "nondeterministic_inference": (nondeterministic_inference,
-                                   {"behavior.deterministic_inference"}, set()),
-    "non_finite_outputs": (non_finite_outputs, {"behavior.deterministic_inference"}, set()),
-    "inference_updates_state": (inference_updates_state, {"behavior.training_mode"}, set()),
-    "softmax_outputs": (softmax_outputs, set(), {"lint.logits"}),
-    "read_file_op": (read_file_op, {"security.ops"}, set()),
-    "print_op": (print_op, {"security.ops"}, set()),
-    # A path that is only text reveals, it does not break: a warning. (A path
-    # the module reads is a file read outside its assets: security.ops fails.)
-    "leaked_path": (leaked_path, set(), {"layout.saved_model"}),
-    "stray_file": (stray_file, {"layout.saved_model"}, set()),
-    "symlinked_file": (symlinked_file, {"layout.saved_model"}, set()),
-    # Unparseable means unscannable: both static rules fail, nothing loads it.
-    "garbage_saved_model": (garbage_saved_model, {"layout.saved_model", "security.ops"},
-                            set()),
-    # Both consumers fine-tune it, so both name the variable without a gradient.
-    "trainable_variable_unused": (trainable_variable_unused,
-                                  {"consumer.hub_keras_layer", "consumer.keras3_layer"}, set()),
-    "no_call": (no_call, {"interface.call"}, set()),
+  "missing_training_trace": (missing_training_trace, {"interface.training_traces"}, set()),
+  "defined_batch_dimension": (defined_batch_dimension, {"interface.training_traces"}, set()),
+  "regularization_loss_with_argument": (
+    regularization_loss_with_argument,
+    {"interface.regularization_losses"},
+    set(),
+  ),
+  "trainable_missing_from_variables": (
+    trainable_missing_from_variables,
+    {"interface.variables"},
+    set(),
+  ),
+  "variable_read_but_not_listed": (variable_read_but_not_listed, {"interface.variables"}, set()),
+  "nondeterministic_inference": (
+    nondeterministic_inference,
+    {"behavior.deterministic_inference"},
+    set(),
+  ),
+  "non_finite_outputs": (non_finite_outputs, {"behavior.deterministic_inference"}, set()),
+  "inference_updates_state": (inference_updates_state, {"behavior.training_mode"}, set()),
+  "softmax_outputs": (softmax_outputs, set(), {"lint.logits"}),
+  "read_file_op": (read_file_op, {"security.ops"}, set()),
+  "print_op": (print_op, {"security.ops"}, set()),
+  # A path that is only text reveals, it does not break: a warning. (A path
+  # the module reads is a file read outside its assets: security.ops fails.)
+  "leaked_path": (leaked_path, set(), {"layout.saved_model"}),
+  "stray_file": (stray_file, {"layout.saved_model"}, set()),
+  "symlinked_file": (symlinked_file, {"layout.saved_model"}, set()),
+  # Unparseable means unscannable: both static rules fail, nothing loads it.
+  "garbage_saved_model": (garbage_saved_model, {"layout.saved_model", "security.ops"}, set()),
+  # Both consumers fine-tune it, so both name the variable without a gradient.
+  "trainable_variable_unused": (
+    trainable_variable_unused,
+    {"consumer.hub_keras_layer", "consumer.keras3_layer"},
+    set(),
+  ),
+  "no_call": (no_call, {"interface.call"}, set()),
 }

@@ -13,8 +13,7 @@ class MyMulModel(tf.train.Checkpoint):
     self.v = tf.Variable(v_init)
     self.variables = [self.v]
     self.trainable_variables = [self.v]
-    self.regularization_losses = [
-        tf.function(input_signature=[])(lambda: 0.001 * self.v ** 2)]
+    self.regularization_losses = [tf.function(input_signature=[])(lambda: 0.001 * self.v**2)]
 
   @tf.function(input_signature=[tf.TensorSpec(shape=None, dtype=tf.float32)])
   def __call__(self, inputs):
@@ -61,5 +60,8 @@ def hyper_parameter_and_training(path):
   return path
 
 
-CANONICAL = {"my_mul_model": my_mul_model, "hyper_parameter": hyper_parameter,
-             "hyper_parameter_and_training": hyper_parameter_and_training}
+CANONICAL = {
+  "my_mul_model": my_mul_model,
+  "hyper_parameter": hyper_parameter,
+  "hyper_parameter_and_training": hyper_parameter_and_training,
+}

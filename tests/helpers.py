@@ -10,8 +10,9 @@ import tensorflow_hub as hub
 import tf_keras
 
 
-def fine_tune_through_hub(handle: str, x: np.ndarray, steps: int = 3,
-                          learning_rate: float = 0.05) -> dict:
+def fine_tune_through_hub(
+  handle: str, x: np.ndarray, steps: int = 3, learning_rate: float = 0.05
+) -> dict:
   """Fine-tunes `hub.KerasLayer(handle, trainable=True)` under a new head.
 
   Returns:
@@ -19,8 +20,9 @@ def fine_tune_through_hub(handle: str, x: np.ndarray, steps: int = 3,
     the model's regularization losses and the loss per step.
   """
   layer = hub.KerasLayer(handle, trainable=True)
-  inputs = tf_keras.Input(shape=x.shape[1:], dtype=tf.as_dtype(x.dtype) if x.dtype != object
-                          else tf.string)
+  inputs = tf_keras.Input(
+    shape=x.shape[1:], dtype=tf.as_dtype(x.dtype) if x.dtype != object else tf.string
+  )
   outputs = tf_keras.layers.Dense(1)(layer(inputs))
   model = tf_keras.Model(inputs, outputs)
   model.compile(optimizer=tf_keras.optimizers.SGD(learning_rate), loss="mse")
@@ -28,8 +30,13 @@ def fine_tune_through_hub(handle: str, x: np.ndarray, steps: int = 3,
   frozen_before = [w.numpy().copy() for w in layer.non_trainable_weights]
   target = np.linspace(-1.0, 1.0, len(x)).astype(np.float32)[:, None]
   history = model.fit(x, target, epochs=steps, batch_size=len(x), verbose=0)
-  return {"layer": layer, "model": model, "before": before, "frozen_before": frozen_before,
-          "losses": history.history["loss"]}
+  return {
+    "layer": layer,
+    "model": model,
+    "before": before,
+    "frozen_before": frozen_before,
+    "losses": history.history["loss"],
+  }
 
 
 def moved(before: Sequence[np.ndarray], variables: Sequence[tf.Variable]) -> List[bool]:
@@ -49,3 +56,24 @@ def write_tar(path: str, entries: Sequence[Tuple[str, str, bytes]]) -> str:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
   return path
+
+
+def cli_error(capsys, argv: Sequence[str], code: int = 2) -> str:
+  """Runs `hubkit argv...` in process and asserts hubkit's error contract.
+
+  The command must exit with `code` and print exactly one line to stderr,
+  "hubkit <command>: error: ...", with no traceback.
+
+  Returns:
+    That line.
+  """
+  from hubkit import cli
+
+  assert cli.main(["hubkit", *argv]) == code, argv
+  captured = capsys.readouterr()
+  err = captured.err.strip()
+  assert "Traceback" not in captured.err + captured.out, captured.err
+  assert err.count("\n") == 0, err
+  command = argv[0] if argv and argv[0] in cli.COMMANDS else None
+  assert err.startswith(f"hubkit {command}: error:" if command else "hubkit: error:"), err
+  return err

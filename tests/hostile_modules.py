@@ -31,6 +31,7 @@ def call_writes(path, marker):
   def call(x, training=False):
     tf.io.write_file(marker, "pwned")
     return tf.matmul(x, obj.w)
+
   _interface(obj, call)
   tf.saved_model.save(obj, path)
   return path
@@ -42,7 +43,7 @@ class _WritingResource(tf.saved_model.experimental.TrackableResource):
   def __init__(self, marker):
     super().__init__()
     self._marker = marker
-    self._resource_handle  # pylint: disable=pointless-statement
+    self._resource_handle
 
   def _create_resource(self):
     return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="")
@@ -91,15 +92,16 @@ def tf1_main_op_writes(path, marker):
     x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
     w = tf.compat.v1.get_variable("w", initializer=tf.ones([3, 1]))
     y = tf.matmul(x, w)
-    main_op = tf.group(tf.compat.v1.global_variables_initializer(),
-                       tf.io.write_file(marker, "pwned"))
+    main_op = tf.group(
+      tf.compat.v1.global_variables_initializer(), tf.io.write_file(marker, "pwned")
+    )
     with tf.compat.v1.Session(graph=graph) as session:
       session.run(tf.compat.v1.global_variables_initializer())
       builder = tf.compat.v1.saved_model.Builder(path)
       signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
       builder.add_meta_graph_and_variables(
-          session, ["serve"], signature_def_map={"serving_default": signature},
-          main_op=main_op)
+        session, ["serve"], signature_def_map={"serving_default": signature}, main_op=main_op
+      )
       builder.save()
   return path
 
@@ -112,13 +114,15 @@ def dataset_exfiltrates(path, marker):
     lines = tf.data.TextLineDataset("/etc/hostname")
     tf.data.experimental.TFRecordWriter(marker).write(lines)
     return tf.matmul(x, obj.w)
+
   _interface(obj, call)
   tf.saved_model.save(obj, path)
   return path
 
 
 def _edit_proto(path, edit):
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.protobuf import saved_model_pb2
+
   proto = saved_model_pb2.SavedModel()
   with open(os.path.join(path, "saved_model.pb"), "rb") as f:
     proto.ParseFromString(f.read())
@@ -135,11 +139,19 @@ def table_reads_foreign_file(path, marker):
   with open(vocabulary, "w", encoding="utf-8") as f:
     f.write("a\nb\n")
   obj = tf.train.Checkpoint()
-  obj.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
-      vocabulary, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
-      tf.lookup.TextFileIndex.LINE_NUMBER), -1)
-  _interface(obj, lambda x, training=False: tf.matmul(x, obj.w) + tf.cast(
-      obj.table.size(), tf.float32))
+  obj.table = tf.lookup.StaticHashTable(
+    tf.lookup.TextFileInitializer(
+      vocabulary,
+      tf.string,
+      tf.lookup.TextFileIndex.WHOLE_LINE,
+      tf.int64,
+      tf.lookup.TextFileIndex.LINE_NUMBER,
+    ),
+    -1,
+  )
+  _interface(
+    obj, lambda x, training=False: tf.matmul(x, obj.w) + tf.cast(obj.table.size(), tf.float32)
+  )
   tf.saved_model.save(obj, path)
 
   def rewire(proto):
@@ -150,6 +162,7 @@ def table_reads_foreign_file(path, marker):
           const.attr["dtype"].type = tf.string.as_datatype_enum
           const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto("/etc/hostname"))
           node.input[1] = "foreign_path:output:0"
+
   _edit_proto(path, rewire)
   return path
 
@@ -157,8 +170,9 @@ def table_reads_foreign_file(path, marker):
 def pbtxt_writes(path, marker):
   """The `call_writes` module with its graph as saved_model.pbtxt (the loader
   reads that when saved_model.pb is absent)."""
-  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
+  from tensorflow.core.protobuf import saved_model_pb2
+
   call_writes(path, marker)
   proto = saved_model_pb2.SavedModel()
   with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -170,11 +184,11 @@ def pbtxt_writes(path, marker):
 
 
 HOSTILE = {
-    "call_writes": call_writes,
-    "initializer_writes": initializer_writes,
-    "restore_writes": restore_writes,
-    "tf1_main_op_writes": tf1_main_op_writes,
-    "dataset_exfiltrates": dataset_exfiltrates,
-    "table_reads_foreign_file": table_reads_foreign_file,
-    "pbtxt_writes": pbtxt_writes,
+  "call_writes": call_writes,
+  "initializer_writes": initializer_writes,
+  "restore_writes": restore_writes,
+  "tf1_main_op_writes": tf1_main_op_writes,
+  "dataset_exfiltrates": dataset_exfiltrates,
+  "table_reads_foreign_file": table_reads_foreign_file,
+  "pbtxt_writes": pbtxt_writes,
 }

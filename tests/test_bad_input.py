@@ -49,66 +49,126 @@ def _snapshot(folder):
 def _cases(w):
   b, m = str(w["base"]), w["module"]
   return [
-      # check
-      (["check", f"{b}/missing"], 2, "does not exist"),
-      (["check", f"{b}/notes.txt"], 2, "not a module archive"),
-      (["check", m, f"--json={b}"], 2, "is a directory"),
-      (["check", m, f"--json={b}/notes.txt/report.json"], 2, "is not a directory"),
-      (["check", m, f"--inputs={b}/garbage.npz"], 2, "garbage.npz"),
-      (["check", m, f"--reference={b}/missing.keras"], 2, "does not exist"),
-      (["check", m, f"--reference={b}/garbage.keras"], 2, "garbage.keras"),
-      (["check", m, f"--inputs={b}/wrong_shape.npz"], 2, "has shape [4, 7]"),
-      (["check", "http://127.0.0.1:9/me/x/1"], 2, "cannot reach"),
-      (["check", m, "--tolerance=-1"], 2, "tolerance"),
-      (["check", m, "--no_such_flag"], 2, "no_such_flag"),
-      # export-module
-      (["export-module", "--module=nope", f"--export_dir={b}/out"], 2, "nope"),
-      (["export-module", "--module=mul", f"--export_dir={b}/occupied"], 2, "already exists"),
-      (["export-module", "--module=mul", f"--export_dir={b}/out", "--config={not json"], 2,
-       "config"),
-      (["export-module", "--module=mul", f"--export_dir={b}/out", '--config={"dim": "x"}'], 2,
-       "must be int"),
-      (["export-module", "--module=mlp_feature_vector", f"--export_dir={b}/out",
-        '--config={"dropout_rate": 1}'], 2, "dropout_rate"),
-      (["export-module", "--module=mul", f"--export_dir={b}/out", f"--weights={b}/empty.npz"],
-       2, "empty.npz"),
-      (["export-module", "--module=mul", f"--export_dir={b}/out",
-        f"--name_map={b}/garbage.json"], 2, "name_map"),
-      # export-keras
-      (["export-keras", f"--model={b}/missing.keras", f"--export_dir={b}/out"], 2,
-       "does not exist"),
-      (["export-keras", f"--model={b}/notes.txt", f"--export_dir={b}/out"], 2, "notes.txt"),
-      # pack
-      (["pack", m, f"--output={b}/out.zip"], 2, ".tar.gz"),
-      (["pack", m, f"--output={b}/m.tar.gz", "--task=text-embedding"], 2, "--handle"),
-      (["pack", f"{b}/missing", f"--output={b}/m.tar.gz"], 2, "missing"),
-      # validate-card
-      (["validate-card", f"{b}/missing.md"], 2, "missing.md"),
-      # publish
-      (["publish", m, f"--root={b}/notes.txt", "--handle=me/x/1"], 2, "notes.txt"),
-      (["publish", m, f"--root={b}/r", "--handle=bad handle"], 2, "handle"),
-      # serve
-      (["serve", f"--root={b}/missing"], 2, "missing"),
-      (["serve", f"--root={w['root']}", "--host=256.1.1.1"], 2, "256.1.1.1"),
-      # cache
-      (["cache"], 2, "needs an action"),
-      (["cache", "rm", "not-cached"], 2, "not in the cache"),
-      (["cache", "ls", f"--cache_dir={b}/notes.txt"], 2, "notes.txt"),
-      # finetune
-      (["finetune", f"--module={m}", f"--data={b}/garbage.npz", "--head=classification:2",
-        f"--export_dir={b}/out"], 2, "garbage.npz"),
-      (["finetune", f"--module={m}", f"--data={b}/empty.csv", "--head=classification:2",
-        f"--export_dir={b}/out"], 2, "empty.csv"),
-      (["finetune", f"--module={m}", f"--data={b}/wrong_keys.npz", "--head=classification:2",
-        f"--export_dir={b}/out"], 2, "wrong_keys.npz"),
-      (["finetune", f"--module={m}", f"--data={b}/nan.npz", "--head=regression:1",
-        f"--export_dir={b}/out"], 2, "non-finite"),
-      (["finetune", f"--module={m}", f"--data={b}/nan.npz", "--head=softmax",
-        f"--export_dir={b}/out"], 2, "--head"),
-      # demo
-      (["demo", f"--workdir={b}/occupied"], 2, "did not write"),
-      # unknown command
-      (["frobnicate"], 2, "unknown command"),
+    # check
+    (["check", f"{b}/missing"], 2, "does not exist"),
+    (["check", f"{b}/notes.txt"], 2, "not a module archive"),
+    (["check", m, f"--json={b}"], 2, "is a directory"),
+    (["check", m, f"--json={b}/notes.txt/report.json"], 2, "is not a directory"),
+    (["check", m, f"--inputs={b}/garbage.npz"], 2, "garbage.npz"),
+    (["check", m, f"--reference={b}/missing.keras"], 2, "does not exist"),
+    (["check", m, f"--reference={b}/garbage.keras"], 2, "garbage.keras"),
+    (["check", m, f"--inputs={b}/wrong_shape.npz"], 2, "has shape [4, 7]"),
+    (["check", "http://127.0.0.1:9/me/x/1"], 2, "cannot reach"),
+    (["check", m, "--tolerance=-1"], 2, "tolerance"),
+    (["check", m, "--no_such_flag"], 2, "no_such_flag"),
+    # export-module
+    (["export-module", "--module=nope", f"--export_dir={b}/out"], 2, "nope"),
+    (["export-module", "--module=mul", f"--export_dir={b}/occupied"], 2, "already exists"),
+    (["export-module", "--module=mul", f"--export_dir={b}/out", "--config={not json"], 2, "config"),
+    (
+      ["export-module", "--module=mul", f"--export_dir={b}/out", '--config={"dim": "x"}'],
+      2,
+      "must be int",
+    ),
+    (
+      [
+        "export-module",
+        "--module=mlp_feature_vector",
+        f"--export_dir={b}/out",
+        '--config={"dropout_rate": 1}',
+      ],
+      2,
+      "dropout_rate",
+    ),
+    (
+      ["export-module", "--module=mul", f"--export_dir={b}/out", f"--weights={b}/empty.npz"],
+      2,
+      "empty.npz",
+    ),
+    (
+      ["export-module", "--module=mul", f"--export_dir={b}/out", f"--name_map={b}/garbage.json"],
+      2,
+      "name_map",
+    ),
+    # export-keras
+    (["export-keras", f"--model={b}/missing.keras", f"--export_dir={b}/out"], 2, "does not exist"),
+    (["export-keras", f"--model={b}/notes.txt", f"--export_dir={b}/out"], 2, "notes.txt"),
+    # pack
+    (["pack", m, f"--output={b}/out.zip"], 2, ".tar.gz"),
+    (["pack", m, f"--output={b}/m.tar.gz", "--task=text-embedding"], 2, "--handle"),
+    (["pack", f"{b}/missing", f"--output={b}/m.tar.gz"], 2, "missing"),
+    # validate-card
+    (["validate-card", f"{b}/missing.md"], 2, "missing.md"),
+    # publish
+    (["publish", m, f"--root={b}/notes.txt", "--handle=me/x/1"], 2, "notes.txt"),
+    (["publish", m, f"--root={b}/r", "--handle=bad handle"], 2, "handle"),
+    # serve
+    (["serve", f"--root={b}/missing"], 2, "missing"),
+    (["serve", f"--root={w['root']}", "--host=256.1.1.1"], 2, "256.1.1.1"),
+    # cache
+    (["cache"], 2, "needs an action"),
+    (["cache", "rm", "not-cached"], 2, "not in the cache"),
+    (["cache", "ls", f"--cache_dir={b}/notes.txt"], 2, "notes.txt"),
+    # finetune
+    (
+      [
+        "finetune",
+        f"--module={m}",
+        f"--data={b}/garbage.npz",
+        "--head=classification:2",
+        f"--export_dir={b}/out",
+      ],
+      2,
+      "garbage.npz",
+    ),
+    (
+      [
+        "finetune",
+        f"--module={m}",
+        f"--data={b}/empty.csv",
+        "--head=classification:2",
+        f"--export_dir={b}/out",
+      ],
+      2,
+      "empty.csv",
+    ),
+    (
+      [
+        "finetune",
+        f"--module={m}",
+        f"--data={b}/wrong_keys.npz",
+        "--head=classification:2",
+        f"--export_dir={b}/out",
+      ],
+      2,
+      "wrong_keys.npz",
+    ),
+    (
+      [
+        "finetune",
+        f"--module={m}",
+        f"--data={b}/nan.npz",
+        "--head=regression:1",
+        f"--export_dir={b}/out",
+      ],
+      2,
+      "non-finite",
+    ),
+    (
+      [
+        "finetune",
+        f"--module={m}",
+        f"--data={b}/nan.npz",
+        "--head=softmax",
+        f"--export_dir={b}/out",
+      ],
+      2,
+      "--head",
+    ),
+    # demo
+    (["demo", f"--workdir={b}/occupied"], 2, "did not write"),
+    # unknown command
+    (["frobnicate"], 2, "unknown command"),
   ]
 
 
@@ -158,10 +218,11 @@ def test_outputs_get_the_users_umask(world, tmp_path):
 
 
 def test_unexpected_errors_are_one_line_unless_traceback_is_asked(world, capsys, monkeypatch):
-  from hubkit.commands import validate_card  # pylint: disable=g-import-not-at-top
+  from hubkit.commands import validate_card
 
   def boom(args):
     raise RuntimeError("something nobody expected")
+
   monkeypatch.setattr(validate_card, "main", boom)
   assert cli.main(["hubkit", "validate-card", "x.md"]) == 1
   err = capsys.readouterr().err
@@ -172,7 +233,8 @@ def test_unexpected_errors_are_one_line_unless_traceback_is_asked(world, capsys,
 
 
 def test_refusals_leave_no_empty_folders(world, tmp_path, monkeypatch):
-  import hubkit  # pylint: disable=g-import-not-at-top
+  import hubkit
+
   stray = tmp_path / "stray_module"
   modules.export_module("mul", str(stray), config={"dim": 2})
   (stray / "notes.txt").write_text("not allowed in a module")
@@ -184,8 +246,18 @@ def test_refusals_leave_no_empty_folders(world, tmp_path, monkeypatch):
   with pytest.raises(hubkit.HubkitError):
     hubkit.resolve("http://127.0.0.1:9/me/unreachable/1")
   assert not (tmp_path / "cache").exists()
-  assert cli.main(["hubkit", "export-module", "--module=mul", f"--export_dir={tmp_path}/o",
-                   f"--name_map={tmp_path}/map.json"]) == 2
+  assert (
+    cli.main(
+      [
+        "hubkit",
+        "export-module",
+        "--module=mul",
+        f"--export_dir={tmp_path}/o",
+        f"--name_map={tmp_path}/map.json",
+      ]
+    )
+    == 2
+  )
   assert not (tmp_path / "o").exists()
 
 
@@ -194,8 +266,16 @@ def test_finetune_output_paths_are_checked_before_training(world, tmp_path):
   np.savez(data, x=np.ones((8, 3), np.float32), y=np.arange(8) % 2)
   blocker = tmp_path / "a_file"
   blocker.write_text("x")
-  code = cli.main(["hubkit", "finetune", f"--module={world['module']}", f"--data={data}",
-                   "--head=classification:2", f"--export_dir={tmp_path}/out",
-                   f"--classifier_dir={blocker}/classifier"])
+  code = cli.main(
+    [
+      "hubkit",
+      "finetune",
+      f"--module={world['module']}",
+      f"--data={data}",
+      "--head=classification:2",
+      f"--export_dir={tmp_path}/out",
+      f"--classifier_dir={blocker}/classifier",
+    ]
+  )
   assert code == 2
   assert not (tmp_path / "out").exists()

@@ -26,8 +26,9 @@ def server(tmp_path_factory):
   base = tmp_path_factory.mktemp("cache_registry")
   small = modules.export_module("mul", str(base / "mul"), config={"dim": 2})
   # About 1.6 MB of variables: big enough to kill a throttled download midway.
-  big = modules.export_module("mlp_feature_vector", str(base / "big"),
-                              config={"input_dim": 400, "hidden_units": [1000]})
+  big = modules.export_module(
+    "mlp_feature_vector", str(base / "big"), config={"input_dim": 400, "hidden_units": [1000]}
+  )
   root = str(base / "root")
   for name in ("hub-first", "hubkit-first", "race", "broken-cache", "checksum", "check", "cli"):
     hubkit.publish_module(small, root, f"me/{name}/1")
@@ -75,18 +76,29 @@ def test_tensorflow_hub_reuses_what_hubkit_downloaded(server, fresh_cache):
   assert hub.resolve(url) == path
   hubkit.load(url)
   assert server.downloads["me/hubkit-first/1"] == 1
-  assert sorted(os.listdir(fresh_cache)) == sorted([os.path.basename(path),
-                                                    os.path.basename(path) + ".descriptor.txt",
-                                                    os.path.basename(path) + ".manifest.json"])
+  assert sorted(os.listdir(fresh_cache)) == sorted(
+    [
+      os.path.basename(path),
+      os.path.basename(path) + ".descriptor.txt",
+      os.path.basename(path) + ".manifest.json",
+    ]
+  )
 
 
 def test_four_processes_download_once(server, fresh_cache):
   url = f"{server.url}/me/race/1"
   server.bytes_per_second = 20_000  # ~0.5 s per download, so the four overlap
   try:
-    procs = [subprocess.Popen([sys.executable, "-c", _RESOLVE, url], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-             for _ in range(4)]
+    procs = [
+      subprocess.Popen(
+        [sys.executable, "-c", _RESOLVE, url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+      )
+      for _ in range(4)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
   finally:
     server.bytes_per_second = 0
@@ -101,8 +113,9 @@ def test_killed_download_leaves_nothing_and_next_resolve_succeeds(server, fresh_
   module_dir = cache.ModuleCache().path_for(url)
   os.makedirs(fresh_cache)
   server.bytes_per_second = 400_000
-  proc = subprocess.Popen([sys.executable, "-c", _RESOLVE, url], env=dict(os.environ),
-                          stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    [sys.executable, "-c", _RESOLVE, url], env=dict(os.environ), stderr=subprocess.DEVNULL
+  )
   try:
     deadline = time.monotonic() + 30
     while not any(n.endswith(".tmp") for n in os.listdir(fresh_cache)):
@@ -120,15 +133,27 @@ def test_killed_download_leaves_nothing_and_next_resolve_succeeds(server, fresh_
   assert not [n for n in os.listdir(fresh_cache) if n.endswith((".lock", ".tmp"))]
 
 
-@pytest.mark.parametrize("name, entries, message", [
-    ("traversal", [("saved_model.pb", "file", b"x"), ("../../evil.txt", "file", b"x")],
-     "'../../evil.txt' climbs out"),
-    ("symlink", [("saved_model.pb", "file", b"x"), ("variables/variables.index", "symlink", b"")],
-     "'variables/variables.index' is a symbolic link"),
+@pytest.mark.parametrize(
+  "name, entries, message",
+  [
+    (
+      "traversal",
+      [("saved_model.pb", "file", b"x"), ("../../evil.txt", "file", b"x")],
+      "'../../evil.txt' climbs out",
+    ),
+    (
+      "symlink",
+      [("saved_model.pb", "file", b"x"), ("variables/variables.index", "symlink", b"")],
+      "'variables/variables.index' is a symbolic link",
+    ),
     ("absolute", [("/etc/cron.d/evil", "file", b"x")], "absolute"),
-    ("stray", [("saved_model.pb", "file", b"x"), ("run.sh", "file", b"x")],
-     "'run.sh' is outside the SavedModel allow-list"),
-])
+    (
+      "stray",
+      [("saved_model.pb", "file", b"x"), ("run.sh", "file", b"x")],
+      "'run.sh' is outside the SavedModel allow-list",
+    ),
+  ],
+)
 def test_unsafe_archives_are_refused(server, fresh_cache, name, entries, message):
   _bad_archive(server.root, f"bad/{name}/1", entries)
   url = f"{server.url}/bad/{name}/1"
@@ -143,7 +168,10 @@ def test_corrupt_and_truncated_archives_are_refused(server, fresh_cache):
   good = os.path.join(server.root, "me", "race", "1", hosting.ARCHIVE_NAME)
   with open(good, "rb") as f:
     data = f.read()
-  for name, payload in [("corrupt", b"this is not gzip" * 10), ("truncated", data[:len(data) // 2])]:
+  for name, payload in [
+    ("corrupt", b"this is not gzip" * 10),
+    ("truncated", data[: len(data) // 2]),
+  ]:
     version_dir = os.path.join(server.root, "bad", name, "1")
     os.makedirs(version_dir)
     with open(os.path.join(version_dir, hosting.ARCHIVE_NAME), "wb") as f:

@@ -29,9 +29,11 @@ def test_demo_end_to_end(tmp_path, capsys):
   with open(module_dir / layout.METADATA_RELPATH) as f:
     record = json.load(f)
   assert record["outputs"]["shape"] == [None, 32]
-  accuracies = {" ".join(line.split()[:-1]): float(line.split()[-1])
-                for line in out.split("accuracy (held-out test split):")[1].splitlines()
-                if line.startswith("  ")}
+  accuracies = {
+    " ".join(line.split()[:-1]): float(line.split()[-1])
+    for line in out.split("accuracy (held-out test split):")[1].splitlines()
+    if line.startswith("  ")
+  }
   assert len(accuracies) == 3, out
   source, frozen, finetuned = accuracies.values()
   # Chance is 20%; the digits are easy once features are learnt, and

@@ -22,8 +22,9 @@ def _model(lib, name):
   """The same small classifier in tf_keras or Keras 3 (`lib`)."""
   lib.utils.set_random_seed(0)
   inputs = lib.Input((6,), name="x")
-  h = lib.layers.Dense(8, activation="relu", name="hidden",
-                       kernel_regularizer=lib.regularizers.L2(L2))(inputs)
+  h = lib.layers.Dense(
+    8, activation="relu", name="hidden", kernel_regularizer=lib.regularizers.L2(L2)
+  )(inputs)
   h = lib.layers.BatchNormalization(name="bn")(h)
   h = lib.layers.Dropout(0.3, name="drop")(h)
   f = lib.layers.Dense(4, activation="relu", name="features")(h)
@@ -31,7 +32,6 @@ def _model(lib, name):
 
 
 class SubclassedNet(keras.Model):
-
   def __init__(self):
     super().__init__()
     self.dense = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(L2))
@@ -58,22 +58,25 @@ def sources(tmp_path_factory, models):
   (root / "k3.json").write_text(k3.to_json())
   k3.save_weights(str(root / "k3.weights.h5"))
   return {
-      "tf_keras in memory": (tk, None, tk),
-      "keras3 in memory": (k3, None, k3),
-      "tf_keras savedmodel dir": (str(root / "savedmodel"), None, tk),
-      "h5 file": (str(root / "model.h5"), None, tk),
-      "keras3 .keras file": (str(root / "model.keras"), None, k3),
-      "tf_keras json + weights": (str(root / "tk.json"), str(root / "tk_weights.h5"), tk),
-      "keras3 json + weights": (str(root / "k3.json"), str(root / "k3.weights.h5"), k3),
+    "tf_keras in memory": (tk, None, tk),
+    "keras3 in memory": (k3, None, k3),
+    "tf_keras savedmodel dir": (str(root / "savedmodel"), None, tk),
+    "h5 file": (str(root / "model.h5"), None, tk),
+    "keras3 .keras file": (str(root / "model.keras"), None, k3),
+    "tf_keras json + weights": (str(root / "tk.json"), str(root / "tk_weights.h5"), tk),
+    "keras3 json + weights": (str(root / "k3.json"), str(root / "k3.weights.h5"), k3),
   }
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, sources):
   root = tmp_path_factory.mktemp("exports")
-  return {name: hubkit.export_keras_submodel(model, str(root / name.replace(" ", "_")),
-                                             output_layer="features", weights=weights)
-          for name, (model, weights, _) in sources.items()}
+  return {
+    name: hubkit.export_keras_submodel(
+      model, str(root / name.replace(" ", "_")), output_layer="features", weights=weights
+    )
+    for name, (model, weights, _) in sources.items()
+  }
 
 
 def _x(n=5):
@@ -84,9 +87,18 @@ def _features(model, x):
   return model.get_layer("features").output, model.input
 
 
-@pytest.mark.parametrize("name", ["tf_keras in memory", "keras3 in memory",
-                                  "tf_keras savedmodel dir", "h5 file", "keras3 .keras file",
-                                  "tf_keras json + weights", "keras3 json + weights"])
+@pytest.mark.parametrize(
+  "name",
+  [
+    "tf_keras in memory",
+    "keras3 in memory",
+    "tf_keras savedmodel dir",
+    "h5 file",
+    "keras3 .keras file",
+    "tf_keras json + weights",
+    "keras3 json + weights",
+  ],
+)
 def test_every_source_exports_a_matching_reusable_savedmodel(sources, exports, name):
   _, _, reference = sources[name]
   path = exports[name]
@@ -101,7 +113,8 @@ def test_every_source_exports_a_matching_reusable_savedmodel(sources, exports, n
     assert all(v.trainable for v in loaded.trainable_variables)
     kernel = reference.get_layer("hidden").kernel
     assert [float(f()) for f in loaded.regularization_losses] == pytest.approx(
-        [L2 * float(np.sum(np.square(np.asarray(kernel))))], rel=1e-5)
+      [L2 * float(np.sum(np.square(np.asarray(kernel))))], rel=1e-5
+    )
   assert layout.disallowed_paths(path) == []
   with open(os.path.join(path, layout.METADATA_RELPATH)) as f:
     record = json.load(f)
@@ -126,11 +139,13 @@ def test_exports_fine_tune_through_hub_keras_layer(exports, name):
 @pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
 def test_cut_a_middle_piece(models, tmp_path, flavour):
   model = models[flavour]
-  path = hubkit.export_keras_submodel(model, str(tmp_path / "mid"), input_layer="drop",
-                                      output_layer="logits")
+  path = hubkit.export_keras_submodel(
+    model, str(tmp_path / "mid"), input_layer="drop", output_layer="logits"
+  )
   h = np.random.default_rng(0).uniform(0, 1, [4, 8]).astype(np.float32)
-  expected = model.get_layer("logits")(model.get_layer("features")(
-      model.get_layer("drop")(h, training=False)))
+  expected = model.get_layer("logits")(
+    model.get_layer("features")(model.get_layer("drop")(h, training=False))
+  )
   loaded = tf.saved_model.load(path)
   np.testing.assert_allclose(loaded(h, training=False).numpy(), np.asarray(expected), atol=1e-5)
   assert len(loaded.trainable_variables) == 4
@@ -149,8 +164,9 @@ def test_subclassed_model_needs_input_spec(tmp_path):
   with pytest.raises(hubkit.UsageError, match="batch dimension of None"):
     hubkit.export_keras_submodel(model, str(tmp_path / "c"), input_spec="float32:[2,5]")
   with pytest.raises(hubkit.UsageError, match="no layer graph to cut"):
-    hubkit.export_keras_submodel(model, str(tmp_path / "d"), input_spec="float32:[None,5]",
-                                 output_layer="dense")
+    hubkit.export_keras_submodel(
+      model, str(tmp_path / "d"), input_spec="float32:[None,5]", output_layer="dense"
+    )
 
 
 def test_lambda_layers_are_named_in_a_warning(tmp_path):
@@ -163,11 +179,14 @@ def test_lambda_layers_are_named_in_a_warning(tmp_path):
 
 def test_errors_are_clear_and_leave_nothing(models, tmp_path):
   model = models["tf_keras"]
-  with pytest.raises(hubkit.UsageError, match="'nope' is not a layer.*valid layer names: x, hidden"):
+  with pytest.raises(
+    hubkit.UsageError, match="'nope' is not a layer.*valid layer names: x, hidden"
+  ):
     hubkit.export_keras_submodel(model, str(tmp_path / "a"), output_layer="nope")
   with pytest.raises(hubkit.UsageError, match="pick an output_layer downstream of input_layer"):
-    hubkit.export_keras_submodel(model, str(tmp_path / "a"), input_layer="features",
-                                 output_layer="hidden")
+    hubkit.export_keras_submodel(
+      model, str(tmp_path / "a"), input_layer="features", output_layer="hidden"
+    )
   with pytest.raises(hubkit.UsageError, match="does not exist"):
     hubkit.export_keras_submodel(str(tmp_path / "missing.keras"), str(tmp_path / "a"))
   (tmp_path / "model.txt").write_text("hello")
@@ -186,12 +205,32 @@ def test_errors_are_clear_and_leave_nothing(models, tmp_path):
 def test_export_keras_cli(sources, tmp_path, capsys):
   model_path = sources["keras3 .keras file"][0]
   target = tmp_path / "cli_export"
-  assert cli.main(["hubkit", "export-keras", f"--model={model_path}",
-                   f"--export_dir={target}", "--output_layer=features"]) == 0
+  assert (
+    cli.main(
+      [
+        "hubkit",
+        "export-keras",
+        f"--model={model_path}",
+        f"--export_dir={target}",
+        "--output_layer=features",
+      ]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   assert f"exported to {target}" in out and "parity max abs diff" in out
-  assert cli.main(["hubkit", "export-keras", f"--model={model_path}",
-                   f"--export_dir={tmp_path / 'x'}", "--output_layer=featurez"]) == 2
+  assert (
+    cli.main(
+      [
+        "hubkit",
+        "export-keras",
+        f"--model={model_path}",
+        f"--export_dir={tmp_path / 'x'}",
+        "--output_layer=featurez",
+      ]
+    )
+    == 2
+  )
   err = capsys.readouterr().err.strip()
   assert err.count("\n") == 0 and "'featurez' is not a layer" in err
 
@@ -205,8 +244,9 @@ def test_dict_and_list_inputs_keep_their_structure(lib, tmp_path):
     model = lib.Model(structure, lib.layers.Dense(4, name="out")(joined))
     name = "dict" if isinstance(structure, dict) else "list"
     loaded = tf.saved_model.load(hubkit.export_keras_submodel(model, str(tmp_path / name)))
-    np.testing.assert_allclose(loaded(inputs, training=False).numpy(),
-                               np.asarray(model(inputs, training=False)), atol=1e-6)
+    np.testing.assert_allclose(
+      loaded(inputs, training=False).numpy(), np.asarray(model(inputs, training=False)), atol=1e-6
+    )
 
 
 def _nested_backbone(lib):
@@ -215,8 +255,14 @@ def _nested_backbone(lib):
   inner = lib.layers.Conv2D(4, 3, activation="relu")(inner_in)
   inner = lib.layers.BatchNormalization()(inner)
   backbone = lib.Model(inner_in, inner, name="backbone")
-  return lib.Sequential([lib.Input((16, 16, 3)), backbone,
-                         lib.layers.GlobalAveragePooling2D(name="pool"), lib.layers.Dense(3)])
+  return lib.Sequential(
+    [
+      lib.Input((16, 16, 3)),
+      backbone,
+      lib.layers.GlobalAveragePooling2D(name="pool"),
+      lib.layers.Dense(3),
+    ]
+  )
 
 
 def _text_model(lib, layer):
@@ -228,8 +274,9 @@ def _text_model(lib, layer):
     vectorize.adapt(["good film", "bad film", "a good plot"])
     ids = vectorize(strings)
   else:
-    ids = lib.layers.Reshape((1,))(lib.layers.StringLookup(
-        vocabulary=["good", "bad", "film"])(strings))
+    ids = lib.layers.Reshape((1,))(
+      lib.layers.StringLookup(vocabulary=["good", "bad", "film"])(strings)
+    )
   x = lib.layers.Embedding(20, 4, embeddings_regularizer=lib.regularizers.L2(0.01))(ids)
   x = lib.layers.GlobalAveragePooling1D(name="pool")(x)
   return lib.Model(strings, lib.layers.Dense(2)(x))
@@ -280,21 +327,27 @@ def _custom_layer(lib):
   return lib.Model(inputs, lib.layers.Dense(2)(_Scale(name="pool")(inputs)))
 
 
-BUILDERS = {"nested": _nested_backbone, "rnn": _rnn_with_masking, "multi": _multi_output,
-            "shared": _shared_layer, "mixed": _mixed_precision, "custom": _custom_layer}
+BUILDERS = {
+  "nested": _nested_backbone,
+  "rnn": _rnn_with_masking,
+  "multi": _multi_output,
+  "shared": _shared_layer,
+  "mixed": _mixed_precision,
+  "custom": _custom_layer,
+}
 
 REAL_MODELS = {
-    "keras3 LSTM with masking": (keras, "rnn", False),
-    "keras3 two outputs": (keras, "multi", False),
-    "tf_keras shared layer on two inputs": (tf_keras, "shared", False),
-    "keras3 mixed precision": (keras, "mixed", False),
-    "keras3 custom registered layer, from .keras": (keras, "custom", True),
-    "keras3 Sequential with a nested backbone, from .keras": (keras, "nested", True),
-    "tf_keras Sequential with a nested backbone, in memory": (tf_keras, "nested", False),
-    "tf_keras TextVectorization": (tf_keras, "TextVectorization", False),
-    "keras3 TextVectorization": (keras, "TextVectorization", False),
-    "keras3 StringLookup": (keras, "StringLookup", False),
-    "tf_keras IntegerLookup": (tf_keras, "IntegerLookup", False),
+  "keras3 LSTM with masking": (keras, "rnn", False),
+  "keras3 two outputs": (keras, "multi", False),
+  "tf_keras shared layer on two inputs": (tf_keras, "shared", False),
+  "keras3 mixed precision": (keras, "mixed", False),
+  "keras3 custom registered layer, from .keras": (keras, "custom", True),
+  "keras3 Sequential with a nested backbone, from .keras": (keras, "nested", True),
+  "tf_keras Sequential with a nested backbone, in memory": (tf_keras, "nested", False),
+  "tf_keras TextVectorization": (tf_keras, "TextVectorization", False),
+  "keras3 TextVectorization": (keras, "TextVectorization", False),
+  "keras3 StringLookup": (keras, "StringLookup", False),
+  "tf_keras IntegerLookup": (tf_keras, "IntegerLookup", False),
 }
 
 
@@ -320,9 +373,11 @@ def test_tf_keras_recurrent_export_passes_the_op_scan(tmp_path):
   # tf_keras saves LSTM loops with TensorList ops that a name filter once
   # dropped from the allow-list; the full check of this model runs in the
   # Keras 3 case above, here the export and its scan suffice.
-  from hubkit.safety import ops  # pylint: disable=g-import-not-at-top
-  export = hubkit.export_keras_submodel(_rnn_with_masking(tf_keras), str(tmp_path / "rnn"),
-                                        output_layer="pool")
+  from hubkit.safety import ops
+
+  export = hubkit.export_keras_submodel(
+    _rnn_with_masking(tf_keras), str(tmp_path / "rnn"), output_layer="pool"
+  )
   assert hubkit.read_metadata(export)["parity_max_abs_diff"] <= 1e-5
   findings, _, _ = ops.scan(export)
   assert findings == []

@@ -33,21 +33,29 @@ def _get(url, method="GET"):
 def test_publish_layout_and_immutability(published, capsys):
   root = published["root"]
   version_dir = os.path.join(root, "me", "mul", "1")
-  assert sorted(os.listdir(version_dir)) == ["README.md", "model-instance-metadata.json",
-                                             "module.tar.gz", "module.tar.gz.sha256"]
+  assert sorted(os.listdir(version_dir)) == [
+    "README.md",
+    "model-instance-metadata.json",
+    "module.tar.gz",
+    "module.tar.gz.sha256",
+  ]
   with open(os.path.join(version_dir, "module.tar.gz.sha256")) as f:
-    assert f.read() == (metadata.sha256_file(os.path.join(version_dir, "module.tar.gz"))
-                        + "  module.tar.gz\n")
+    assert f.read() == (
+      metadata.sha256_file(os.path.join(version_dir, "module.tar.gz")) + "  module.tar.gz\n"
+    )
   assert hubkit.validate_card(os.path.join(version_dir, "README.md")) == []
   # The same content again is a no-op; other content under the same handle is refused.
   assert hubkit.publish_module(published["module"], root, "me/mul/1") == published["archive"]
   with pytest.raises(hubkit.UsageError, match="already published with different content.*me/mul/2"):
     hubkit.publish_module(published["other"], root, "me/mul/1")
-  assert cli.main(["hubkit", "publish", published["other"], f"--root={root}",
-                   "--handle=Me/Mul/one"]) == 2
+  assert (
+    cli.main(["hubkit", "publish", published["other"], f"--root={root}", "--handle=Me/Mul/one"])
+    == 2
+  )
   assert "must be publisher/name/version" in capsys.readouterr().err
-  assert cli.main(["hubkit", "publish", published["other"], f"--root={root}",
-                   "--handle=me/mul/2"]) == 0
+  assert (
+    cli.main(["hubkit", "publish", published["other"], f"--root={root}", "--handle=me/mul/2"]) == 0
+  )
   assert not [n for n in os.listdir(os.path.join(root, "me", "mul")) if n.endswith(".tmp")]
 
 
@@ -64,11 +72,12 @@ def test_server_speaks_the_hosting_protocol(published):
     get = _get(url + "?tf-hub-format=compressed")
     assert get.read() == body and server.downloads["me/mul/1"] == 1
     assert _get(url).read().decode().startswith("# Module me/mul/1")
-    for path, code, text in [("/me/mul/9", 404, b"no module published as me/mul/9"),
-                             ("/me/../../etc/passwd", 400, b"no module at"),
-                             ("/%2e%2e/%2e%2e/etc", 400, b"no module at"),
-                             ("/me/mul/1?tf-hub-format=uncompressed", 400,
-                              b"use tf-hub-format=compressed")]:
+    for path, code, text in [
+      ("/me/mul/9", 404, b"no module published as me/mul/9"),
+      ("/me/../../etc/passwd", 400, b"no module at"),
+      ("/%2e%2e/%2e%2e/etc", 400, b"no module at"),
+      ("/me/mul/1?tf-hub-format=uncompressed", 400, b"use tf-hub-format=compressed"),
+    ]:
       with pytest.raises(urllib.error.HTTPError) as error:
         _get(server.url + path)
       assert error.value.code == code and text in error.value.read(), path
@@ -76,9 +85,18 @@ def test_server_speaks_the_hosting_protocol(published):
 
 def test_serve_command_runs_until_stopped(published):
   proc = subprocess.Popen(
-      [sys.executable, "-c", "from hubkit.cli import run; run()", "serve",
-       f"--root={published['root']}", "--port=0"],
-      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    [
+      sys.executable,
+      "-c",
+      "from hubkit.cli import run; run()",
+      "serve",
+      f"--root={published['root']}",
+      "--port=0",
+    ],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.DEVNULL,
+    text=True,
+  )
   try:
     line = proc.stdout.readline()
     assert line.startswith("serving ") and " at http://127.0.0.1:" in line

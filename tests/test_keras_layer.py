@@ -12,8 +12,19 @@ import canonical_modules
 import hubkit
 from hubkit import modules
 
-OPTIMIZERS = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Nadam", "Lion", "Adadelta",
-              "Adamax", "Ftrl", "Lamb"]
+OPTIMIZERS = [
+  "SGD",
+  "Adam",
+  "AdamW",
+  "RMSprop",
+  "Adagrad",
+  "Nadam",
+  "Lion",
+  "Adadelta",
+  "Adamax",
+  "Ftrl",
+  "Lamb",
+]
 
 
 class _Frozen(hubkit.ReusableModule):
@@ -38,8 +49,11 @@ class _DictAndList(hubkit.ReusableModule):
   """Takes a list of two inputs and returns a dict of outputs."""
 
   def __init__(self):
-    super().__init__(input_signatures=[[tf.TensorSpec([None, 3], tf.float32),
-                                        tf.TensorSpec([None, 3], tf.float32)]])
+    super().__init__(
+      input_signatures=[
+        [tf.TensorSpec([None, 3], tf.float32), tf.TensorSpec([None, 3], tf.float32)]
+      ]
+    )
     self.kernel = tf.Variable(tf.ones([3, 2]), name="kernel")
 
   def call(self, inputs, training):
@@ -52,8 +66,9 @@ def _hyperparameter_module(path):
   obj.v = tf.Variable([1.0, 1.0, 1.0], name="v")
   obj.__call__ = tf.function(lambda inputs, training=False, scale=1.0: inputs * obj.v * scale)
   for training in (True, False):
-    obj.__call__.get_concrete_function(tf.TensorSpec([None, 3], tf.float32), training=training,
-                                       scale=tf.TensorSpec([], tf.float32))
+    obj.__call__.get_concrete_function(
+      tf.TensorSpec([None, 3], tf.float32), training=training, scale=tf.TensorSpec([], tf.float32)
+    )
   obj.variables, obj.trainable_variables, obj.regularization_losses = [obj.v], [obj.v], []
   tf.saved_model.save(obj, path)
   return path
@@ -62,8 +77,9 @@ def _hyperparameter_module(path):
 def _tf_keras_export(path):
   tf_keras.utils.set_random_seed(0)
   inputs = tf_keras.Input((3,))
-  hidden = tf_keras.layers.Dense(4, activation="relu", name="d1",
-                                 kernel_regularizer=tf_keras.regularizers.L2(0.01))(inputs)
+  hidden = tf_keras.layers.Dense(
+    4, activation="relu", name="d1", kernel_regularizer=tf_keras.regularizers.L2(0.01)
+  )(inputs)
   model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, name="d2")(hidden))
   return hubkit.export_keras_submodel(model, path)
 
@@ -71,8 +87,9 @@ def _tf_keras_export(path):
 def _keras3_export(path):
   keras.utils.set_random_seed(0)
   inputs = keras.Input((3,))
-  hidden = keras.layers.Dense(4, activation="relu", name="d1",
-                              kernel_regularizer=keras.regularizers.L2(0.01))(inputs)
+  hidden = keras.layers.Dense(
+    4, activation="relu", name="d1", kernel_regularizer=keras.regularizers.L2(0.01)
+  )(inputs)
   hidden = keras.layers.Dropout(0.2)(keras.layers.BatchNormalization()(hidden))
   return hubkit.export_keras_submodel(keras.Model(inputs, keras.layers.Dense(2)(hidden)), path)
 
@@ -81,16 +98,18 @@ def _keras3_export(path):
 def handles(tmp_path_factory):
   root = tmp_path_factory.mktemp("k3layer")
   return {
-      "frozen": _Frozen().export(str(root / "frozen")),
-      "all_frozen": _Frozen(freeze_all=True).export(str(root / "all_frozen")),
-      "dict_list": _DictAndList().export(str(root / "dict_list")),
-      "hyper": _hyperparameter_module(str(root / "hyper")),
-      "image": modules.export_module("image_feature_vector", str(root / "image"),
-                                     config={"filters": [4, 6], "num_features": 5}),
-      "text": modules.export_module("text_embedding", str(root / "text"),
-                                    config={"vocabulary": ["hello", "world"], "dim": 4}),
-      "tf_keras": _tf_keras_export(str(root / "tf_keras")),
-      "keras3": _keras3_export(str(root / "keras3")),
+    "frozen": _Frozen().export(str(root / "frozen")),
+    "all_frozen": _Frozen(freeze_all=True).export(str(root / "all_frozen")),
+    "dict_list": _DictAndList().export(str(root / "dict_list")),
+    "hyper": _hyperparameter_module(str(root / "hyper")),
+    "image": modules.export_module(
+      "image_feature_vector", str(root / "image"), config={"filters": [4, 6], "num_features": 5}
+    ),
+    "text": modules.export_module(
+      "text_embedding", str(root / "text"), config={"vocabulary": ["hello", "world"], "dim": 4}
+    ),
+    "tf_keras": _tf_keras_export(str(root / "tf_keras")),
+    "keras3": _keras3_export(str(root / "keras3")),
   }
 
 
@@ -207,8 +226,9 @@ def test_output_shape_override(handles):
 
 def test_hyperparameter_arguments(handles):
   x = _x(2)
-  np.testing.assert_allclose(hubkit.KerasLayer(handles["hyper"], arguments={"scale": 3.0})(x),
-                             3.0 * x, rtol=1e-6)
+  np.testing.assert_allclose(
+    hubkit.KerasLayer(handles["hyper"], arguments={"scale": 3.0})(x), 3.0 * x, rtol=1e-6
+  )
 
 
 def test_assets_and_string_inputs(handles):
@@ -222,11 +242,11 @@ def test_assets_and_string_inputs(handles):
 
 def test_signatures_and_output_keys(handles):
   x = _x(3)
-  layer = hubkit.KerasLayer(handles["frozen"], signature="serving_default",
-                            output_key="output_0")
+  layer = hubkit.KerasLayer(handles["frozen"], signature="serving_default", output_key="output_0")
   np.testing.assert_allclose(layer(x), x * [1.0, 2.0, 3.0] * 2.0, rtol=1e-6)
-  as_dict = hubkit.KerasLayer(handles["frozen"], signature="serving_default",
-                              signature_outputs_as_dict=True)
+  as_dict = hubkit.KerasLayer(
+    handles["frozen"], signature="serving_default", signature_outputs_as_dict=True
+  )
   assert set(as_dict(x)) == {"output_0"}
   keyed = hubkit.KerasLayer(handles["frozen"], signature="serving_default", output_key="output_0")
   np.testing.assert_allclose(keyed(x), layer(x))
@@ -235,8 +255,9 @@ def test_signatures_and_output_keys(handles):
 
 def test_error_cases(handles):
   # hub.KerasLayer raises when the layer is called: `trainable` may change.
-  trainable = hubkit.KerasLayer(handles["frozen"], signature="serving_default",
-                                output_key="output_0", trainable=True)
+  trainable = hubkit.KerasLayer(
+    handles["frozen"], signature="serving_default", output_key="output_0", trainable=True
+  )
   with pytest.raises(ValueError, match="unsupported when calling a SavedModel signature"):
     trainable(_x(3))
   with pytest.raises(ValueError, match="either output_key or signature_outputs_as_dict"):
@@ -278,8 +299,9 @@ def test_config_round_trip_and_keras_file(handles, tmp_path):
   with pytest.raises(ValueError, match="safe mode"):
     keras.saving.load_model(str(tmp_path / "model.keras"))
   reloaded = keras.saving.load_model(str(tmp_path / "model.keras"), safe_mode=False)
-  np.testing.assert_allclose(reloaded.predict(_x(), verbose=0), model.predict(_x(), verbose=0),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    reloaded.predict(_x(), verbose=0), model.predict(_x(), verbose=0), rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -303,7 +325,8 @@ def test_custom_gradient_tape_loop(handles, kind):
   for _ in range(5):
     with tf.GradientTape() as tape:
       loss = tf.reduce_mean(tf.square(model(_x(), training=True) - 1.0)) + tf.add_n(
-          [tf.constant(0.0)] + model.losses)
+        [tf.constant(0.0)] + model.losses
+      )
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     losses.append(float(loss))
@@ -313,7 +336,8 @@ def test_custom_gradient_tape_loop(handles, kind):
 
 def test_mirrored_strategy(handles):
   strategy = tf.distribute.MirroredStrategy(
-      ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+  )
   with strategy.scope():
     layer = hubkit.KerasLayer(handles["tf_keras"], trainable=True)
     model = _model(layer)
@@ -334,16 +358,22 @@ def test_fine_tune_and_reexport_passes_check(handles, kind, tmp_path):
   model.fit(x, np.ones([8, 2]), epochs=2, verbose=0)
   path = layer.export_module(str(tmp_path / "fine_tuned"))
   reloaded = tf.saved_model.load(path)
-  np.testing.assert_allclose(reloaded(x, training=False), layer(x, training=False), rtol=1e-5,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    reloaded(x, training=False), layer(x, training=False), rtol=1e-5, atol=1e-6
+  )
   assert hubkit.read_metadata(path)["source"]["parent"] == handles[kind]
   report = hubkit.check_module(path)
   assert report.conforms, report.table()
 
 
-@pytest.mark.parametrize("name, arguments", [("my_mul_model", {}),
-                                             ("hyper_parameter", {"a": 2.0}),
-                                             ("hyper_parameter_and_training", {"a": 2.0})])
+@pytest.mark.parametrize(
+  "name, arguments",
+  [
+    ("my_mul_model", {}),
+    ("hyper_parameter", {"a": 2.0}),
+    ("hyper_parameter_and_training", {"a": 2.0}),
+  ],
+)
 def test_training_is_detected_by_name_not_position(tmp_path, name, arguments):
   path = canonical_modules.CANONICAL[name](str(tmp_path / name))
   x = np.ones([8, 3], np.float32)

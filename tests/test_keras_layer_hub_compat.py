@@ -25,18 +25,25 @@ def _half_plus_one(export_dir, from_keras):
   """y = w*x + 1 with w = 0.5 trainable (L2 0.01) and the +1 layer frozen."""
   inputs = tf_keras.Input(shape=(1,), dtype=tf.float32)
   times_w = tf_keras.layers.Dense(
-      1, kernel_initializer=tf_keras.initializers.Constant([[0.5]]),
-      kernel_regularizer=tf_keras.regularizers.l2(0.01), use_bias=False)
+    1,
+    kernel_initializer=tf_keras.initializers.Constant([[0.5]]),
+    kernel_regularizer=tf_keras.regularizers.l2(0.01),
+    use_bias=False,
+  )
   plus_one = tf_keras.layers.Dense(
-      1, kernel_initializer=tf_keras.initializers.Constant([[1.0]]),
-      bias_initializer=tf_keras.initializers.Constant([1.0]), trainable=False)
+    1,
+    kernel_initializer=tf_keras.initializers.Constant([[1.0]]),
+    bias_initializer=tf_keras.initializers.Constant([1.0]),
+    trainable=False,
+  )
   model = tf_keras.Model(inputs, plus_one(times_w(inputs)))
   if from_keras:
     model.save(export_dir, save_format="tf", include_optimizer=False)
     return export_dir
   obj = tf.train.Checkpoint()
-  obj.__call__ = tf.function(lambda x: model(x, training=False),
-                             input_signature=[tf.TensorSpec([None, 1], tf.float32)])
+  obj.__call__ = tf.function(
+    lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, 1], tf.float32)]
+  )
   obj.variables = model.trainable_variables + model.non_trainable_variables
   obj.trainable_variables = [times_w.kernel]
   obj.regularization_losses = [tf.function(lambda: model.losses[0], input_signature=[])]
@@ -75,9 +82,13 @@ def _with_hyper_parameters(export_dir):
   """y = a*x + b with tensor hyper-parameters a=1, b=0 and no training argument."""
   obj = tf.train.Checkpoint()
   obj.__call__ = tf.function(
-      lambda x, a=1.0, b=0.0: a * x + b,
-      input_signature=[tf.TensorSpec([None, 1], tf.float32), tf.TensorSpec([], tf.float32),
-                       tf.TensorSpec([], tf.float32)])
+    lambda x, a=1.0, b=0.0: a * x + b,
+    input_signature=[
+      tf.TensorSpec([None, 1], tf.float32),
+      tf.TensorSpec([], tf.float32),
+      tf.TensorSpec([], tf.float32),
+    ],
+  )
   tf.saved_model.save(obj, export_dir)
   return export_dir
 
@@ -90,17 +101,18 @@ def test_half_plus_one_retraining(tmp_path, from_keras):
   layer = hubkit.KerasLayer(_half_plus_one(str(tmp_path / "m"), from_keras), trainable=True)
   inputs = keras.Input((1,))
   model = keras.Model(inputs, layer(inputs))
-  np.testing.assert_array_equal(model(np.array([[0.], [8.], [10.], [12.]], np.float32)),
-                                [[1.], [5.], [6.], [7.]])
+  np.testing.assert_array_equal(
+    model(np.array([[0.0], [8.0], [10.0], [12.0]], np.float32)), [[1.0], [5.0], [6.0], [7.0]]
+  )
   np.testing.assert_allclose([float(l) for l in model.losses], [0.0025], rtol=1e-6)
   assert len(model.trainable_weights) == 1 and len(model.trainable_weights[0].shape) == 2
   assert sorted(len(w.shape) for w in model.non_trainable_weights) == [1, 2]
   model.compile(keras.optimizers.SGD(0.002), "mean_squared_error")
-  x = np.array([[9.], [10.], [11.]] * 10, np.float32)
+  x = np.array([[9.0], [10.0], [11.0]] * 10, np.float32)
   model.fit(x, x / 2.0 + 6.0, batch_size=len(x), epochs=10, verbose=0)
   # The frozen bias stays at 1; the kernel grows towards 1 to compensate.
-  np.testing.assert_array_equal(model(np.array([[0.]], np.float32)), [[1.]])
-  np.testing.assert_allclose(model(np.array([[10.]], np.float32)), [[11.]], rtol=0.03)
+  np.testing.assert_array_equal(model(np.array([[0.0]], np.float32)), [[1.0]])
+  np.testing.assert_allclose(model(np.array([[10.0]], np.float32)), [[11.0]], rtol=0.03)
   np.testing.assert_allclose([float(l) for l in model.losses], [0.01], rtol=0.06)
 
 
@@ -121,13 +133,13 @@ def test_batch_norm_retraining(tmp_path, from_keras):
   inputs = keras.Input((1,))
   model = keras.Model(inputs, layer(inputs))
   model.compile(keras.optimizers.SGD(0.1), "mean_squared_error")
-  x = np.array([[11.], [12.], [13.]], np.float32)
+  x = np.array([[11.0], [12.0], [13.0]], np.float32)
   model.fit(x, 2 * x, batch_size=3, epochs=100, verbose=0)
   np.testing.assert_allclose(mean.numpy(), [12.0], rtol=1e-3)
   np.testing.assert_allclose(beta.numpy(), [24.0], rtol=1e-3)
   np.testing.assert_allclose(model(x), 2 * x, rtol=1e-3)
   # Inference uses the moving statistics and updates nothing.
-  other = np.array([[10.], [20.], [30.]], np.float32)
+  other = np.array([[10.0], [20.0], [30.0]], np.float32)
   for _ in range(10):
     np.testing.assert_allclose(model(other), 2 * other, rtol=1e-3)
   np.testing.assert_allclose(mean.numpy(), [12.0], rtol=1e-3)
@@ -138,11 +150,12 @@ def test_batch_norm_freezing(tmp_path, from_keras):
   layer = hubkit.KerasLayer(_batch_norm(str(tmp_path / "m"), from_keras), trainable=False)
   variables = _batch_norm_variables(layer)
   inputs = keras.Input((1,))
-  dense = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant([[1.5]]),
-                             use_bias=False)
+  dense = keras.layers.Dense(
+    1, kernel_initializer=keras.initializers.Constant([[1.5]]), use_bias=False
+  )
   model = keras.Model(inputs, dense(layer(inputs)))
   model.compile(keras.optimizers.SGD(0.1), "mean_squared_error")
-  x = np.array([[1.], [2.], [3.]], np.float32)
+  x = np.array([[1.0], [2.0], [3.0]], np.float32)
   model.fit(x, 2 * x, batch_size=3, epochs=20, verbose=0)
   np.testing.assert_allclose([float(v.numpy()[0]) for v in variables], [0.0, 1.0, 0.0, 1.0])
   np.testing.assert_allclose(model(x), 2 * x, rtol=1e-3)
@@ -152,8 +165,10 @@ def test_custom_attributes_through_resolved_object(tmp_path):
   source = tmp_path / "number.txt"
   source.write_text("12345\n")
   obj = tf.train.Checkpoint()
-  obj.__call__ = tf.function(lambda a: tf.strings.to_number(a, tf.int64),
-                             input_signature=[tf.TensorSpec([None, 1], tf.string)])
+  obj.__call__ = tf.function(
+    lambda a: tf.strings.to_number(a, tf.int64),
+    input_signature=[tf.TensorSpec([None, 1], tf.string)],
+  )
   obj.sample_input = tf.saved_model.Asset(str(source))
   obj.sample_output = tf.Variable([[12345]], dtype=tf.int64)
   export_dir = str(tmp_path / "m")
@@ -168,8 +183,10 @@ def test_custom_attributes_through_resolved_object(tmp_path):
 
 def test_compute_output_shape(tmp_path):
   export_dir = _half_plus_one(str(tmp_path / "m"), from_keras=False)
-  assert tuple(hubkit.KerasLayer(export_dir, output_shape=[1]).compute_output_shape(
-      (10, 1))) == (10, 1)
+  assert tuple(hubkit.KerasLayer(export_dir, output_shape=[1]).compute_output_shape((10, 1))) == (
+    10,
+    1,
+  )
   # Without output_shape the module's own shapes are traced.
   assert tuple(hubkit.KerasLayer(export_dir).compute_output_shape((10, 1))) == (10, 1)
 
@@ -177,8 +194,9 @@ def test_compute_output_shape(tmp_path):
 def test_nested_and_dict_output_shapes(tmp_path):
   obj = tf.train.Checkpoint()
   obj.__call__ = tf.function(
-      lambda x: {"sum": tf.reduce_sum(x, -1, keepdims=True), "pair": [x, 2 * x]},
-      input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    lambda x: {"sum": tf.reduce_sum(x, -1, keepdims=True), "pair": [x, 2 * x]},
+    input_signature=[tf.TensorSpec([None, None], tf.float32)],
+  )
   export_dir = str(tmp_path / "m")
   tf.saved_model.save(obj, export_dir)
   shapes = {"sum": [1], "pair": [[3], [3]]}
@@ -189,7 +207,7 @@ def test_nested_and_dict_output_shapes(tmp_path):
   assert [tuple(t.shape) for t in outputs["pair"]] == [(None, 3), (None, 3)]
   assert layer.get_config()["output_shape"] == {"sum": [1], "pair": [[3], [3]]}
   x = np.ones([2, 3], np.float32)
-  np.testing.assert_allclose(layer(x)["sum"], [[3.], [3.]])
+  np.testing.assert_allclose(layer(x)["sum"], [[3.0], [3.0]])
 
 
 @BOTH
@@ -201,10 +219,11 @@ def test_config_round_trip(tmp_path, from_keras):
 
 
 def test_config_with_hyper_parameters(tmp_path):
-  layer = hubkit.KerasLayer(_with_hyper_parameters(str(tmp_path / "m")),
-                            arguments={"a": 10.0})  # b keeps its default 0
-  x = np.array([[1.], [2.], [3.]], np.float32)
-  np.testing.assert_array_equal(layer(x), [[10.], [20.], [30.]])
+  layer = hubkit.KerasLayer(
+    _with_hyper_parameters(str(tmp_path / "m")), arguments={"a": 10.0}
+  )  # b keeps its default 0
+  x = np.array([[1.0], [2.0], [3.0]], np.float32)
+  np.testing.assert_array_equal(layer(x), [[10.0], [20.0], [30.0]])
   config = layer.get_config()
   assert config["arguments"] == {"a": 10.0} and "signature" not in config
   clone = hubkit.KerasLayer.from_config(json.loads(json.dumps(config)), safe_mode=False)
@@ -214,10 +233,12 @@ def test_config_with_hyper_parameters(tmp_path):
 def test_model_json_round_trip(tmp_path):
   export_dir = _half_plus_one(str(tmp_path / "m"), from_keras=True)
   model = keras.Sequential([keras.Input((1,)), hubkit.KerasLayer(export_dir)])
-  x = np.array([[10.]], np.float32)
+  x = np.array([[10.0]], np.float32)
   # hub.KerasLayer's model_from_json needs no opt-in; Keras 3 safe mode does.
-  with keras.saving.custom_object_scope({"KerasLayer": hubkit.KerasLayer}), \
-      keras.src.saving.serialization_lib.SafeModeScope(False):
+  with (
+    keras.saving.custom_object_scope({"KerasLayer": hubkit.KerasLayer}),
+    keras.src.saving.serialization_lib.SafeModeScope(False),
+  ):
     restored = keras.models.model_from_json(model.to_json())
   np.testing.assert_array_equal(restored(x), model(x))
 
@@ -235,36 +256,38 @@ def test_signature_rules_match_hub(tmp_path):
   with pytest.raises(ValueError, match="either output_key or signature_outputs_as_dict"):
     hubkit.KerasLayer(export_dir, signature="serving_default")
   with pytest.raises(ValueError, match="either output_key or signature_outputs_as_dict"):
-    hubkit.KerasLayer(export_dir, signature="serving_default", output_key="dense_1",
-                      signature_outputs_as_dict=True)
+    hubkit.KerasLayer(
+      export_dir, signature="serving_default", output_key="dense_1", signature_outputs_as_dict=True
+    )
   with pytest.raises(ValueError, match="only valid if specifying a signature"):
     hubkit.KerasLayer(export_dir, signature_outputs_as_dict=True)
-  as_dict = hubkit.KerasLayer(export_dir, signature="serving_default",
-                              signature_outputs_as_dict=True)
-  outputs = as_dict(np.array([[2.]], np.float32))
+  as_dict = hubkit.KerasLayer(
+    export_dir, signature="serving_default", signature_outputs_as_dict=True
+  )
+  outputs = as_dict(np.array([[2.0]], np.float32))
   assert isinstance(outputs, dict) and len(outputs) == 1
-  trainable = hubkit.KerasLayer(export_dir, signature="serving_default",
-                                signature_outputs_as_dict=True, trainable=True)
+  trainable = hubkit.KerasLayer(
+    export_dir, signature="serving_default", signature_outputs_as_dict=True, trainable=True
+  )
   with pytest.raises(ValueError, match="unsupported when calling a SavedModel signature"):
-    trainable(np.array([[2.]], np.float32))
+    trainable(np.array([[2.0]], np.float32))
 
 
 def test_output_key_errors_are_raised_at_call(tmp_path):
   export_dir = _half_plus_one(str(tmp_path / "m"), from_keras=False)
   layer = hubkit.KerasLayer(export_dir, output_key="nope")
   with pytest.raises(ValueError, match="forbidden if output type .* is not a dict"):
-    layer(np.array([[1.]], np.float32))
+    layer(np.array([[1.0]], np.float32))
 
 
 def test_trainable_layer_with_zero_trainable_weights_logs_once(tmp_path, caplog):
   export_dir = _with_hyper_parameters(str(tmp_path / "m"))
   layer = hubkit.KerasLayer(export_dir, trainable=True)
-  x = np.array([[1.]], np.float32)
+  x = np.array([[1.0]], np.float32)
   with caplog.at_level(logging.ERROR):
     layer(x)
     layer(x)
-  messages = [r.getMessage() for r in caplog.records if "zero trainable weights" in
-              r.getMessage()]
+  messages = [r.getMessage() for r in caplog.records if "zero trainable weights" in r.getMessage()]
   assert len(messages) == 1
 
 

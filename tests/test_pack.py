@@ -15,8 +15,11 @@ from hubkit import modules
 
 @pytest.fixture(scope="module")
 def module_dir(tmp_path_factory):
-  return modules.export_module("text_embedding", str(tmp_path_factory.mktemp("pack") / "text"),
-                               config={"vocabulary": ["a", "b"], "dim": 3})
+  return modules.export_module(
+    "text_embedding",
+    str(tmp_path_factory.mktemp("pack") / "text"),
+    config={"vocabulary": ["a", "b"], "dim": 3},
+  )
 
 
 def test_pack_is_deterministic_and_rooted_at_the_savedmodel(module_dir, tmp_path):
@@ -54,8 +57,21 @@ def test_pack_refuses_bad_input(module_dir, tmp_path):
 
 def test_pack_cli_writes_a_valid_card_and_kaggle_metadata(module_dir, tmp_path, capsys):
   output = tmp_path / "out" / "text.tar.gz"
-  assert cli.main(["hubkit", "pack", module_dir, f"--output={output}", "--handle=me/text/2",
-                   "--description=Tiny text embedding.", "--dataset=toy", "--license=MIT"]) == 0
+  assert (
+    cli.main(
+      [
+        "hubkit",
+        "pack",
+        module_dir,
+        f"--output={output}",
+        "--handle=me/text/2",
+        "--description=Tiny text embedding.",
+        "--dataset=toy",
+        "--license=MIT",
+      ]
+    )
+    == 0
+  )
   assert "sha256" in capsys.readouterr().out
   card_path = tmp_path / "out" / "text.md"
   text = card_path.read_text()
@@ -80,17 +96,22 @@ A model.
 """
 
 
-@pytest.mark.parametrize("broken, message", [
+@pytest.mark.parametrize(
+  "broken, message",
+  [
     (VALID.replace("# Module me/model/1", "# Model me/model/1"), "line 1: must be '# Module"),
     (VALID.replace("A model.", ""), "line 2: must be a one-line description"),
     (VALID.replace("<!-- task: image-feature-vector -->\n", ""), "'<!-- task: ... -->' is missing"),
     (VALID.replace("saved_model_2", "onnx"), "line 7: format 'onnx' is not one of"),
     (VALID.replace("m.tar.gz", "m.zip"), "line 4: asset-path must end in .tar.gz"),
-    (VALID + "<!-- asset-path: https://example.com/n.tar.gz -->\n",
-     "line 8: asset-path appears 2 times"),
+    (
+      VALID + "<!-- asset-path: https://example.com/n.tar.gz -->\n",
+      "line 8: asset-path appears 2 times",
+    ),
     (VALID.replace("fine-tunable: true", "fine-tunable: maybe"), "line 6: fine-tunable must be"),
     (VALID + "<!-- colour: red -->\n", "line 8: unknown metadata key 'colour'"),
-])
+  ],
+)
 def test_validate_card_names_each_problem_with_its_line(tmp_path, capsys, broken, message):
   path = tmp_path / "card.md"
   path.write_text(broken)

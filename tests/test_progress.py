@@ -6,7 +6,6 @@ from hubkit.progress import Progress
 
 
 class _Terminal(io.StringIO):
-
   def isatty(self):
     return True
 

@@ -12,10 +12,13 @@ from hubkit import layout
 
 
 class _Scale(hubkit.ReusableModule):
-
   def __init__(self):
-    super().__init__(input_signatures=[tf.TensorSpec([None, 2], tf.float32),
-                                       {"a": tf.TensorSpec([None, 2], tf.float32)}])
+    super().__init__(
+      input_signatures=[
+        tf.TensorSpec([None, 2], tf.float32),
+        {"a": tf.TensorSpec([None, 2], tf.float32)},
+      ]
+    )
     self.v = tf.Variable([1.0, 2.0], name="v")
     self.offset = tf.Variable(0.5, name="offset")
     self.freeze(self.offset)

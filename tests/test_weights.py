@@ -12,8 +12,12 @@ from hubkit import cli
 from hubkit import modules
 
 CONFIG = {"input_dim": 4, "hidden_units": [3, 2]}
-TF1_NAMES = {"dense_0/kernel": "layer1/weights", "dense_0/bias": "layer1/biases",
-             "dense_1/kernel": "layer2/weights", "dense_1/bias": "layer2/biases"}
+TF1_NAMES = {
+  "dense_0/kernel": "layer1/weights",
+  "dense_0/bias": "layer1/biases",
+  "dense_1/kernel": "layer2/weights",
+  "dense_1/bias": "layer2/biases",
+}
 
 
 def _values(module):
@@ -32,7 +36,9 @@ def files(tmp_path_factory, source):
   npz = str(root / "weights.npz")
   np.savez(npz, **values)
   tf2 = source.write(str(root / "tf2" / "ckpt"))
-  wrapped = tf.train.Checkpoint(module=source, step=tf.Variable(3)).write(str(root / "tf2w" / "ckpt"))
+  wrapped = tf.train.Checkpoint(module=source, step=tf.Variable(3)).write(
+    str(root / "tf2w" / "ckpt")
+  )
   with tf.Graph().as_default():
     for name, tf1_name in TF1_NAMES.items():
       tf.compat.v1.get_variable(tf1_name, initializer=values[name])
@@ -64,15 +70,21 @@ def _assert_unchanged_after(error_match, path, name_map=None, **config):
 
 def test_shape_mismatch_names_variable_and_changes_nothing(files):
   for kind in ("npz", "tf2"):
-    _assert_unchanged_after(r"shape mismatch for variable 'dense_1/kernel': the module has "
-                            r"\[3, 5\].*\[3, 2\]", files[kind], hidden_units=[3, 5])
+    _assert_unchanged_after(
+      r"shape mismatch for variable 'dense_1/kernel': the module has "
+      r"\[3, 5\].*\[3, 2\]",
+      files[kind],
+      hidden_units=[3, 5],
+    )
 
 
 def test_missing_variable_is_named(files):
-  _assert_unchanged_after(r"variable 'dense_0/kernel' is missing from .*layer1/biases.*name_map",
-                          files["tf1"])
-  _assert_unchanged_after(r"variable 'dense_2/kernel' is missing", files["npz"],
-                          hidden_units=[3, 2, 2])
+  _assert_unchanged_after(
+    r"variable 'dense_0/kernel' is missing from .*layer1/biases.*name_map", files["tf1"]
+  )
+  _assert_unchanged_after(
+    r"variable 'dense_2/kernel' is missing", files["npz"], hidden_units=[3, 2, 2]
+  )
 
 
 def test_unused_npz_arrays_are_named(files, source):
@@ -98,15 +110,30 @@ def test_export_module_cli_with_weights_and_name_map(files, source, tmp_path, ca
   name_map = tmp_path / "map.json"
   name_map.write_text(json.dumps(TF1_NAMES))
   target = tmp_path / "mlp"
-  code = cli.main(["hubkit", "export-module", "--module=mlp_feature_vector",
-                   f"--export_dir={target}", f"--config={json.dumps(CONFIG)}",
-                   f"--weights={files['tf1']}", f"--name_map={name_map}"])
+  code = cli.main(
+    [
+      "hubkit",
+      "export-module",
+      "--module=mlp_feature_vector",
+      f"--export_dir={target}",
+      f"--config={json.dumps(CONFIG)}",
+      f"--weights={files['tf1']}",
+      f"--name_map={name_map}",
+    ]
+  )
   assert code == 0, capsys.readouterr().err
   loaded = tf.saved_model.load(str(target))
   x = tf.random.uniform([3, 4])
   np.testing.assert_allclose(loaded(x).numpy(), source(x).numpy(), atol=1e-6)
-  code = cli.main(["hubkit", "export-module", "--module=mlp_feature_vector",
-                   f"--export_dir={tmp_path / 'bad'}", f"--weights={files['npz']}"])
+  code = cli.main(
+    [
+      "hubkit",
+      "export-module",
+      "--module=mlp_feature_vector",
+      f"--export_dir={tmp_path / 'bad'}",
+      f"--weights={files['npz']}",
+    ]
+  )
   assert code == 2
   assert "shape mismatch for variable 'dense_0/kernel'" in capsys.readouterr().err
   assert not os.path.exists(tmp_path / "bad")

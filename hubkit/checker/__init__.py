@@ -25,8 +25,13 @@ from hubkit.version import __version__
 __all__ = ["check_module", "Report", "CheckResult", "RULE_IDS"]
 
 DEFAULT_TIMEOUT_SECONDS = 1800.0
-_RULE_FAMILIES = ("rules_layout", "rules_security", "rules_interface", "rules_behavior",
-                  "rules_consumer")
+_RULE_FAMILIES = (
+  "rules_layout",
+  "rules_security",
+  "rules_interface",
+  "rules_behavior",
+  "rules_consumer",
+)
 
 
 def rules() -> List[rule_table.Rule]:
@@ -56,23 +61,35 @@ def _run_rule(rule: rule_table.Rule, ctx, done: dict) -> CheckResult:
     return CheckResult(rule.id, rule.title, WARN, str(e), rule.fix)
   except rule_table.RuleSkipped as e:
     return CheckResult(rule.id, rule.title, SKIP, str(e))
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     # A hostile or broken module must not crash the whole check: the rule
     # that tripped over it fails, with the reason.
-    from hubkit.checker.context import first_line  # pylint: disable=g-import-not-at-top
-    return CheckResult(rule.id, rule.title, FAIL, f"the rule could not run: {first_line(e)}",
-                       rule.fix)
+    from hubkit.checker.context import first_line
+
+    return CheckResult(
+      rule.id, rule.title, FAIL, f"the rule could not run: {first_line(e)}", rule.fix
+    )
   if not isinstance(outcome, str):
     # The contract (rule_table): a pass returns its message. Anything else,
     # such as a (status, message) tuple, is a bug in the rule, and must not
     # be recorded as a pass.
-    return CheckResult(rule.id, rule.title, FAIL, f"the rule returned {type(outcome).__name__}, "
-                       "not a message; rules report failures by raising RuleFailed", rule.fix)
+    return CheckResult(
+      rule.id,
+      rule.title,
+      FAIL,
+      f"the rule returned {type(outcome).__name__}, "
+      "not a message; rules report failures by raising RuleFailed",
+      rule.fix,
+    )
   return CheckResult(rule.id, rule.title, PASS, outcome)
 
 
-def run_rules(ctx, rule_list: Sequence[rule_table.Rule], done: dict,
-              on_result: Optional[Callable[[CheckResult, float], None]] = None) -> List[CheckResult]:
+def run_rules(
+  ctx,
+  rule_list: Sequence[rule_table.Rule],
+  done: dict,
+  on_result: Optional[Callable[[CheckResult, float], None]] = None,
+) -> List[CheckResult]:
   """Runs rules in order, recording each status in `done` and its seconds in
   `ctx.figures["seconds"]`; `on_result(result, seconds)` sees each one."""
   results = []
@@ -89,10 +106,16 @@ def run_rules(ctx, rule_list: Sequence[rule_table.Rule], done: dict,
   return results
 
 
-def check_module(path: str, reference: Optional[str] = None, inputs: Optional[str] = None,
-                 tolerance: float = 1e-5, allow_ops: Sequence[str] = (),
-                 unconfined: bool = False, timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 on_result: Optional[Callable[[CheckResult, float], None]] = None) -> Report:
+def check_module(
+  path: str,
+  reference: Optional[str] = None,
+  inputs: Optional[str] = None,
+  tolerance: float = 1e-5,
+  allow_ops: Sequence[str] = (),
+  unconfined: bool = False,
+  timeout: float = DEFAULT_TIMEOUT_SECONDS,
+  on_result: Optional[Callable[[CheckResult, float], None]] = None,
+) -> Report:
   """Checks a module against every rule.
 
   Static rules (files and ops, nothing loaded) run first; if one fails, no
@@ -124,28 +147,55 @@ def check_module(path: str, reference: Optional[str] = None, inputs: Optional[st
       that cannot be fetched or read.
   """
   if reference and not os.path.exists(reference):
-    raise NotFoundError(f"`reference` {reference} does not exist; pass the source Keras model "
-                        "or export.")
+    raise NotFoundError(
+      f"`reference` {reference} does not exist; pass the source Keras model or export."
+    )
   if inputs and not os.path.isfile(inputs):
     raise NotFoundError(f"`inputs` file {inputs} does not exist; pass a .npz of test inputs.")
   with resolver.local_module(path) as module_dir:
-    return _check_local(module_dir, path, reference, inputs, tolerance, allow_ops, unconfined,
-                        timeout, on_result)
+    return _check_local(
+      module_dir, path, reference, inputs, tolerance, allow_ops, unconfined, timeout, on_result
+    )
 
 
-def _check_local(module_dir: str, path: str, reference: Optional[str], inputs: Optional[str],
-                 tolerance: float, allow_ops: Sequence[str], unconfined: bool, timeout: float,
-                 on_result: Optional[Callable[[CheckResult, float], None]]) -> Report:
+def _check_local(
+  module_dir: str,
+  path: str,
+  reference: Optional[str],
+  inputs: Optional[str],
+  tolerance: float,
+  allow_ops: Sequence[str],
+  unconfined: bool,
+  timeout: float,
+  on_result: Optional[Callable[[CheckResult, float], None]],
+) -> Report:
   # Started before the rules import TensorFlow here, so that the child's
   # start-up runs beside this process's; it loads nothing until told to.
-  confined = None if unconfined else child.ConfinedCheck(
-      module_dir, path, reference=reference, inputs=inputs, tolerance=tolerance,
-      allow_ops=allow_ops, timeout=timeout)
+  confined = (
+    None
+    if unconfined
+    else child.ConfinedCheck(
+      module_dir,
+      path,
+      reference=reference,
+      inputs=inputs,
+      tolerance=tolerance,
+      allow_ops=allow_ops,
+      timeout=timeout,
+    )
+  )
   try:
     every_rule = rules()
-    from hubkit.checker.context import Context  # pylint: disable=g-import-not-at-top
-    ctx = Context(module_dir, path, reference=reference, inputs_file=inputs,
-                  tolerance=tolerance, allow_ops=allow_ops)
+    from hubkit.checker.context import Context
+
+    ctx = Context(
+      module_dir,
+      path,
+      reference=reference,
+      inputs_file=inputs,
+      tolerance=tolerance,
+      allow_ops=allow_ops,
+    )
     done = {}
     static = [r for r in every_rule if r.static]
     dynamic = [r for r in every_rule if not r.static]
@@ -157,8 +207,10 @@ def _check_local(module_dir: str, path: str, reference: Optional[str], inputs: O
         # A condemned module does not stay in the shared cache, where a
         # later load might find it.
         cache.ModuleCache().remove(path)
-      reason = (f"not run: {', '.join(failed)} failed, and hubkit never loads or calls a "
-                "module that fails a static rule")
+      reason = (
+        f"not run: {', '.join(failed)} failed, and hubkit never loads or calls a "
+        "module that fails a static rule"
+      )
       skipped = [CheckResult(r.id, r.title, SKIP, reason) for r in dynamic]
       for result in skipped:
         if on_result:
@@ -177,10 +229,16 @@ def _check_local(module_dir: str, path: str, reference: Optional[str], inputs: O
       results += dynamic_results
     report = Report(path, results, ctx.figures, incomplete=incomplete)
     if not incomplete:
-      check_records.save(module_dir, {
-          "conforms": report.conforms, "failed": report.failed(), "summary": report.summary(),
-          "hubkit_version": __version__, "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                     time.gmtime())})
+      check_records.save(
+        module_dir,
+        {
+          "conforms": report.conforms,
+          "failed": report.failed(),
+          "summary": report.summary(),
+          "hubkit_version": __version__,
+          "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+      )
     return report
   finally:
     if confined is not None:
@@ -191,9 +249,9 @@ def _validate_inputs(ctx) -> None:
   """Reads --inputs and --reference once, so that a bad file stops the check
   with its reason (exit 2) instead of being blamed on the module."""
   if ctx.inputs_file and not ctx.load_error and hasattr(ctx.obj, "__call__"):
-    ctx.inputs  # pylint: disable=pointless-statement
+    ctx.inputs
   if ctx.reference:
-    ctx.reference_model  # pylint: disable=pointless-statement
+    ctx.reference_model
 
 
 def run_dynamic_rules(ctx, on_result: Callable[[CheckResult, float], None]) -> None:

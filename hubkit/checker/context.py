@@ -29,9 +29,15 @@ class Context:
     figures: numbers the rules measure, reported in the JSON.
   """
 
-  def __init__(self, path: str, name: str, reference: Optional[str] = None,
-               inputs_file: Optional[str] = None, tolerance: float = 1e-5,
-               allow_ops: Sequence[str] = ()):
+  def __init__(
+    self,
+    path: str,
+    name: str,
+    reference: Optional[str] = None,
+    inputs_file: Optional[str] = None,
+    tolerance: float = 1e-5,
+    allow_ops: Sequence[str] = (),
+  ):
     self.path = path
     self.allow_ops = tuple(allow_ops)
     self.name = name
@@ -48,8 +54,8 @@ class Context:
   @functools.cached_property
   def load_error(self) -> Optional[str]:
     try:
-      self.obj  # pylint: disable=pointless-statement
-    except Exception as e:  # pylint: disable=broad-except
+      self.obj
+    except Exception as e:
       return first_line(e)
     return None
 
@@ -59,8 +65,9 @@ class Context:
     values for tensor hyper-parameters, the traced value otherwise)."""
     values = {}
     for name, value in interface.required_arguments(self.obj.__call__).items():
-      values[name] = (sample_inputs.argument_value(value)
-                      if isinstance(value, tf.TensorSpec) else value)
+      values[name] = (
+        sample_inputs.argument_value(value) if isinstance(value, tf.TensorSpec) else value
+      )
     return values
 
   def call(self, obj: Any, training: bool = False) -> Any:
@@ -104,18 +111,24 @@ class Context:
     """
     path = self.reference
     try:
-      if (os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb"))
-          and not os.path.exists(os.path.join(path, "keras_metadata.pb"))):
+      if (
+        os.path.isdir(path)
+        and os.path.exists(os.path.join(path, "saved_model.pb"))
+        and not os.path.exists(os.path.join(path, "keras_metadata.pb"))
+      ):
         return tf.saved_model.load(path)
-      from hubkit.exporters import sources  # pylint: disable=g-import-not-at-top
+      from hubkit.exporters import sources
+
       return sources.load_keras_model(path)
     except UsageError:
       raise
-    except Exception as e:  # pylint: disable=broad-except
-      raise UsageError(f"`reference` {path} cannot be loaded ({first_line(e)}); pass the "
-                       "source Keras model or its export.") from e
+    except Exception as e:
+      raise UsageError(
+        f"`reference` {path} cannot be loaded ({first_line(e)}); pass the "
+        "source Keras model or its export."
+      ) from e
 
   def has_assets(self) -> bool:
     return os.path.isdir(os.path.join(self.path, "assets")) and bool(
-        os.listdir(os.path.join(self.path, "assets")))
-
+      os.listdir(os.path.join(self.path, "assets"))
+    )

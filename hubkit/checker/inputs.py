@@ -26,21 +26,27 @@ def load_inputs(path: str, signature: Any) -> Any:
     with np.load(path, allow_pickle=False) as data:
       arrays = {k: data[k] for k in data.files}
   except (OSError, ValueError, EOFError) as e:
-    raise UsageError(f"cannot read `inputs` file {path} ({e or 'it is empty'}); write it with "
-                     "np.savez(path, inputs=array).") from e
+    raise UsageError(
+      f"cannot read `inputs` file {path} ({e or 'it is empty'}); write it with "
+      "np.savez(path, inputs=array)."
+    ) from e
   names = input_names(signature)
   if len(names) == 1 and len(arrays) == 1:
     arrays = {names[0]: next(iter(arrays.values()))}
   missing = [n for n in names if n not in arrays]
   if missing:
-    raise UsageError(f"`inputs` file {path} lacks {', '.join(missing)}; it has "
-                     f"{', '.join(sorted(arrays)) or 'nothing'}.")
+    raise UsageError(
+      f"`inputs` file {path} lacks {', '.join(missing)}; it has "
+      f"{', '.join(sorted(arrays)) or 'nothing'}."
+    )
   flat = []
   for name, spec in zip(names, tf.nest.flatten(signature)):
     array = arrays[name]
     if not spec.shape.is_compatible_with(array.shape):
-      raise UsageError(f"`inputs` {name!r} has shape {list(array.shape)}, but the module "
-                       f"takes {spec.shape} (None: any size); fix the file.")
+      raise UsageError(
+        f"`inputs` {name!r} has shape {list(array.shape)}, but the module "
+        f"takes {spec.shape} (None: any size); fix the file."
+      )
     try:
       flat.append(tf.constant(array, dtype=spec.dtype if spec.dtype != tf.string else None))
     except (TypeError, ValueError) as e:

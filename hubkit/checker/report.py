@@ -19,6 +19,7 @@ class CheckResult:
     message: one line saying what was found.
     fix: how to fix a failure or warning (empty when it passed).
   """
+
   id: str
   title: str
   status: str
@@ -37,6 +38,7 @@ class Report:
     incomplete: why the dynamic rules could not run (empty when they did,
       or when a static rule failed and they were not meant to).
   """
+
   module: str
   results: List[CheckResult]
   figures: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -61,13 +63,15 @@ class Report:
   def to_json(self) -> Dict[str, Any]:
     """The JSON document `hubkit check --json` writes."""
     return {
-        "module": self.module,
-        "conforms": self.conforms,
-        "complete": not self.incomplete,
-        "incomplete_reason": self.incomplete or None,
-        "checks": [{"id": r.id, "title": r.title, "status": r.status, "message": r.message}
-                   for r in self.results],
-        "figures": self.figures,
+      "module": self.module,
+      "conforms": self.conforms,
+      "complete": not self.incomplete,
+      "incomplete_reason": self.incomplete or None,
+      "checks": [
+        {"id": r.id, "title": r.title, "status": r.status, "message": r.message}
+        for r in self.results
+      ],
+      "figures": self.figures,
     }
 
   def dumps(self) -> str:
@@ -75,8 +79,10 @@ class Report:
 
   def summary(self) -> str:
     counts = {s: sum(r.status == s for r in self.results) for s in STATUSES}
-    tally = (f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[WARN]} warnings, "
-             f"{counts[SKIP]} skipped")
+    tally = (
+      f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[WARN]} warnings, "
+      f"{counts[SKIP]} skipped"
+    )
     if self.incomplete:
       return f"{self.module}: check incomplete ({self.incomplete}) ({tally})"
     verdict = "conforms" if self.conforms else "does NOT conform"

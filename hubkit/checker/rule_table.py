@@ -41,8 +41,14 @@ class Rule:
   static: bool
 
 
-def rule(rule_id: str, title: str, fix: str, needs_load: bool = True,
-         requires: Sequence[str] = (), static: bool = False) -> Callable:
+def rule(
+  rule_id: str,
+  title: str,
+  fix: str,
+  needs_load: bool = True,
+  requires: Sequence[str] = (),
+  static: bool = False,
+) -> Callable:
   """Registers a rule function.
 
   Args:
@@ -58,10 +64,13 @@ def rule(rule_id: str, title: str, fix: str, needs_load: bool = True,
   Returns:
     The decorator.
   """
+
   def register(function: Callable) -> Callable:
     if any(r.id == rule_id for r in RULES):
       raise ValueError(f"rule {rule_id} is registered twice")
-    RULES.append(Rule(rule_id, title, fix, function, needs_load and not static,
-                      tuple(requires), static))
+    RULES.append(
+      Rule(rule_id, title, fix, function, needs_load and not static, tuple(requires), static)
+    )
     return function
+
   return register

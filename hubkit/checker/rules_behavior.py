@@ -11,19 +11,39 @@ from hubkit.checker.rule_table import RuleFailed, RuleSkipped, RuleWarning, rule
 
 # Ops that make training=True legitimately differ from inference: random
 # (dropout) ops and batch-norm / state updates.
-_RANDOM_OPS = frozenset({"RandomUniform", "RandomStandardNormal", "RandomUniformInt",
-                         "StatelessRandomUniformV2", "StatelessRandomUniform",
-                         "StatelessRandomNormalV2", "StatelessRandomNormal",
-                         "StatelessRandomUniformFullIntV2", "RandomGammaGrad", "Multinomial",
-                         "StatelessRandomBinomial", "RngReadAndSkip"})
-_NORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3",
-                       "AssignSubVariableOp", "AssignAddVariableOp", "AssignVariableOp"})
+_RANDOM_OPS = frozenset(
+  {
+    "RandomUniform",
+    "RandomStandardNormal",
+    "RandomUniformInt",
+    "StatelessRandomUniformV2",
+    "StatelessRandomUniform",
+    "StatelessRandomNormalV2",
+    "StatelessRandomNormal",
+    "StatelessRandomUniformFullIntV2",
+    "RandomGammaGrad",
+    "Multinomial",
+    "StatelessRandomBinomial",
+    "RngReadAndSkip",
+  }
+)
+_NORM_OPS = frozenset(
+  {
+    "FusedBatchNorm",
+    "FusedBatchNormV2",
+    "FusedBatchNormV3",
+    "AssignSubVariableOp",
+    "AssignAddVariableOp",
+    "AssignVariableOp",
+  }
+)
 
 
 def float_outputs(outputs: Any) -> List[np.ndarray]:
   """The module's floating-point outputs as numpy arrays, flattened in nest order."""
-  return [np.asarray(t) for t in tf.nest.flatten(outputs)
-          if tf.is_tensor(t) and t.dtype.is_floating]
+  return [
+    np.asarray(t) for t in tf.nest.flatten(outputs) if tf.is_tensor(t) and t.dtype.is_floating
+  ]
 
 
 def _op_types(concrete) -> set:
@@ -34,10 +54,13 @@ def _op_types(concrete) -> set:
   return ops
 
 
-@rule("behavior.deterministic_inference", "Inference is deterministic and finite",
-      fix="keep randomness (dropout, noise) under `if training:` and guard against NaN/Inf "
-          "(e.g. divide by tf.maximum(count, 1)).",
-      requires=("interface.call",))
+@rule(
+  "behavior.deterministic_inference",
+  "Inference is deterministic and finite",
+  fix="keep randomness (dropout, noise) under `if training:` and guard against NaN/Inf "
+  "(e.g. divide by tf.maximum(count, 1)).",
+  requires=("interface.call",),
+)
 def check_deterministic(ctx: Context):
   first = float_outputs(ctx.call(ctx.obj))
   second = float_outputs(ctx.call(ctx.obj))
@@ -53,10 +76,13 @@ def check_deterministic(ctx: Context):
   return f"repeated inference calls are identical; outputs {ctx.figures['output_shapes']}"
 
 
-@rule("behavior.training_mode", "training=True differs where dropout or batch norm exist",
-      fix="make the training=True trace apply dropout / batch statistics and update batch-norm "
-          "moving averages only when training (not in inference).",
-      requires=("interface.training_traces",))
+@rule(
+  "behavior.training_mode",
+  "training=True differs where dropout or batch norm exist",
+  fix="make the training=True trace apply dropout / batch statistics and update batch-norm "
+  "moving averages only when training (not in inference).",
+  requires=("interface.training_traces",),
+)
 def check_training_mode(ctx: Context):
   obj = ctx.fresh()
   if not interface.takes_training(obj.__call__):
@@ -80,15 +106,22 @@ def check_training_mode(ctx: Context):
   ctx.figures["state_updated_in_training"] = updated
   if not (has_random or has_norm):
     return "no dropout or batch normalization: both modes may agree"
-  differs = any(a.shape != b.shape or not np.allclose(a, b)
-                for training in trainings for a, b in zip(inference, training))
+  differs = any(
+    a.shape != b.shape or not np.allclose(a, b)
+    for training in trainings
+    for a, b in zip(inference, training)
+  )
   if not differs and not updated:
-    raise RuleFailed("the module has dropout/batch-norm ops but training=True neither changes "
-                     "outputs nor updates state: the training trace looks like the inference one")
-  kinds = " and ".join(k for k, present in (("dropout", has_random), ("batch norm", has_norm))
-                       if present)
-  return (f"{kinds}: training=True differs from inference"
-          + (f"; training updated {len(updated)} state variables" if updated else ""))
+    raise RuleFailed(
+      "the module has dropout/batch-norm ops but training=True neither changes "
+      "outputs nor updates state: the training trace looks like the inference one"
+    )
+  kinds = " and ".join(
+    k for k, present in (("dropout", has_random), ("batch norm", has_norm)) if present
+  )
+  return f"{kinds}: training=True differs from inference" + (
+    f"; training updated {len(updated)} state variables" if updated else ""
+  )
 
 
 def _reference_outputs(reference: Any, inputs: Any) -> List[np.ndarray]:
@@ -97,34 +130,45 @@ def _reference_outputs(reference: Any, inputs: Any) -> List[np.ndarray]:
   return float_outputs(interface.call(reference, inputs))
 
 
-@rule("behavior.parity", "Outputs match the reference",
-      fix="export again from the reference model; check that the cut layers and weights are "
-          "the intended ones.",
-      requires=("interface.call",))
+@rule(
+  "behavior.parity",
+  "Outputs match the reference",
+  fix="export again from the reference model; check that the cut layers and weights are "
+  "the intended ones.",
+  requires=("interface.call",),
+)
 def check_parity(ctx: Context):
   if not ctx.reference:
     raise RuleSkipped("no --reference given")
   expected = _reference_outputs(ctx.reference_model, ctx.inputs)
   got = float_outputs(ctx.call(ctx.obj))
   if len(expected) != len(got) or any(a.shape != b.shape for a, b in zip(expected, got)):
-    raise RuleFailed(f"output shapes differ: reference {[list(a.shape) for a in expected]}, "
-                     f"module {[list(b.shape) for b in got]}")
-  diff = max((float(np.max(np.abs(a - b))) for a, b in zip(expected, got) if a.size),
-             default=0.0)
+    raise RuleFailed(
+      f"output shapes differ: reference {[list(a.shape) for a in expected]}, "
+      f"module {[list(b.shape) for b in got]}"
+    )
+  diff = max((float(np.max(np.abs(a - b))) for a, b in zip(expected, got) if a.size), default=0.0)
   ctx.figures["parity_max_abs_diff"] = diff
   if not diff <= ctx.tolerance:
-    raise RuleFailed(f"outputs differ from the reference by {diff:.3g} "
-                     f"(tolerance {ctx.tolerance:g})")
+    raise RuleFailed(
+      f"outputs differ from the reference by {diff:.3g} (tolerance {ctx.tolerance:g})"
+    )
   return f"max abs difference {diff:.3g} <= {ctx.tolerance:g}"
 
 
-@rule("lint.logits", "Outputs are logits, not probabilities",
-      fix="export the layer before the softmax/sigmoid; consumers apply their own.",
-      requires=("behavior.deterministic_inference",))
+@rule(
+  "lint.logits",
+  "Outputs are logits, not probabilities",
+  fix="export the layer before the softmax/sigmoid; consumers apply their own.",
+  requires=("behavior.deterministic_inference",),
+)
 def check_logits(ctx: Context):
   for index, out in enumerate(float_outputs(ctx.call(ctx.obj))):
-    if out.ndim >= 2 and out.shape[-1] > 1 and (out >= 0).all() and np.allclose(
-        out.sum(axis=-1), 1.0, atol=1e-3):
-      raise RuleWarning(f"output {index} looks like probabilities (non-negative rows "
-                        "summing to 1)")
+    if (
+      out.ndim >= 2
+      and out.shape[-1] > 1
+      and (out >= 0).all()
+      and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3)
+    ):
+      raise RuleWarning(f"output {index} looks like probabilities (non-negative rows summing to 1)")
   return "outputs do not look like probabilities"

@@ -15,8 +15,12 @@ from hubkit.checker.rules_behavior import float_outputs
 
 _STEPS = 6
 # Fine-tuning needs the whole interface and finite, repeatable outputs.
-CONSUMER_REQUIREMENTS = ("interface.training_traces", "interface.variables",
-                         "interface.regularization_losses", "behavior.deterministic_inference")
+CONSUMER_REQUIREMENTS = (
+  "interface.training_traces",
+  "interface.variables",
+  "interface.regularization_losses",
+  "behavior.deterministic_inference",
+)
 _LEARNING_RATE = 0.01
 
 
@@ -25,19 +29,29 @@ def _shifted_target(outputs: Any) -> List[tf.Tensor]:
   # direction per element (a uniform shift can be invisible to outputs such
   # as softmax): reachable only by moving the module's own weights.
   rng = np.random.default_rng(0)
-  return [tf.constant(a + rng.normal(0.0, 1.0, a.shape).astype(a.dtype))
-          for a in float_outputs(outputs)]
+  return [
+    tf.constant(a + rng.normal(0.0, 1.0, a.shape).astype(a.dtype)) for a in float_outputs(outputs)
+  ]
 
 
 def _loss(outputs: Any, targets: List[tf.Tensor], extra_losses) -> tf.Tensor:
   floats = [t for t in tf.nest.flatten(outputs) if t.dtype.is_floating]
-  loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(o, tf.float32) - tf.cast(t, tf.float32)))
-                   for o, t in zip(floats, targets)])
+  loss = tf.add_n(
+    [
+      tf.reduce_mean(tf.square(tf.cast(o, tf.float32) - tf.cast(t, tf.float32)))
+      for o, t in zip(floats, targets)
+    ]
+  )
   return loss + tf.add_n([tf.cast(l, tf.float32) for l in extra_losses] or [tf.constant(0.0)])
 
 
-def fine_tune_probe(model: Any, layer: Any, inputs: Any, make_optimizer: Callable[[], Any],
-                    module_trainable: List[Any]) -> Tuple[List[str], List[str], List[float]]:
+def fine_tune_probe(
+  model: Any,
+  layer: Any,
+  inputs: Any,
+  make_optimizer: Callable[[], Any],
+  module_trainable: List[Any],
+) -> Tuple[List[str], List[str], List[float]]:
   """Fine-tunes a Keras model around a module layer and reports what moved.
 
   Shared by the consumer rules for tf_keras (hub.KerasLayer) and Keras 3.
@@ -71,8 +85,10 @@ def fine_tune_probe(model: Any, layer: Any, inputs: Any, make_optimizer: Callabl
     if step == 0:
       missing = [w.name for w, g in zip(model.trainable_weights, grads) if g is None]
       if missing:
-        raise RuleFailed(f"no gradient reaches {', '.join(missing[:3])}: the variable is "
-                         "listed as trainable but __call__ does not use it differentiably")
+        raise RuleFailed(
+          f"no gradient reaches {', '.join(missing[:3])}: the variable is "
+          "listed as trainable but __call__ does not use it differentiably"
+        )
       frozen_before = [np.array(w.numpy()) for w in frozen]
     optimizer.apply_gradients(zip(grads, model.trainable_weights))
     if step == 0:
@@ -87,45 +103,64 @@ def fine_tune_probe(model: Any, layer: Any, inputs: Any, make_optimizer: Callabl
 
 def _symbolic_inputs(keras_lib: Any, signature: Any) -> Any:
   return tf.nest.map_structure(
-      lambda s: keras_lib.Input(shape=s.shape[1:], dtype=s.dtype.name), signature)
+    lambda s: keras_lib.Input(shape=s.shape[1:], dtype=s.dtype.name), signature
+  )
 
 
-def judge_fine_tuning(kind: str, layer: Any, model: Any, obj: Any, inputs: Any,
-                      make_optimizer: Callable[[], Any], frozen_loss: float) -> str:
+def judge_fine_tuning(
+  kind: str,
+  layer: Any,
+  model: Any,
+  obj: Any,
+  inputs: Any,
+  make_optimizer: Callable[[], Any],
+  frozen_loss: float,
+) -> str:
   """Runs the assertions the consumer rules share; returns the pass message."""
   n_var, n_train = len(obj.variables), len(obj.trainable_variables)
   n_reg = len(getattr(obj, "regularization_losses", []))
   if len(layer.trainable_weights) != n_train or len(layer.weights) != n_var:
-    raise RuleFailed(f"{kind} has {len(layer.trainable_weights)} trainable / "
-                     f"{len(layer.weights)} weights, the module lists {n_train} / {n_var}")
+    raise RuleFailed(
+      f"{kind} has {len(layer.trainable_weights)} trainable / "
+      f"{len(layer.weights)} weights, the module lists {n_train} / {n_var}"
+    )
   if len(layer.losses) != n_reg:
-    raise RuleFailed(f"a trainable {kind} has {len(layer.losses)} losses, the module has "
-                     f"{n_reg} regularization losses")
+    raise RuleFailed(
+      f"a trainable {kind} has {len(layer.losses)} losses, the module has "
+      f"{n_reg} regularization losses"
+    )
   if frozen_loss:
     raise RuleFailed(f"a frozen {kind} still adds regularization loss {frozen_loss:.4g}")
   if not n_train:
     return f"loads in {kind}; no trainable variables, so nothing to fine-tune"
-  stuck, touched, losses = fine_tune_probe(model, layer, inputs, make_optimizer,
-                                           list(layer.trainable_weights))
+  stuck, touched, losses = fine_tune_probe(
+    model, layer, inputs, make_optimizer, list(layer.trainable_weights)
+  )
   if stuck:
-    raise RuleFailed(f"optimizer steps left trainable variables unchanged: "
-                     f"{', '.join(stuck[:3])}")
+    raise RuleFailed(f"optimizer steps left trainable variables unchanged: {', '.join(stuck[:3])}")
   if touched:
     raise RuleFailed(f"the optimizer changed non-trainable variables: {', '.join(touched[:3])}")
   if not all(np.isfinite(losses)) or not losses[-1] < losses[0]:
-    raise RuleFailed(f"loss did not decrease over {len(losses)} steps "
-                     f"({losses[0]:.4g} -> {losses[-1]:.4g})")
-  return (f"{n_train} trainable weights move, {n_reg} losses while trainable and none when "
-          f"frozen; loss {losses[0]:.4g} -> {losses[-1]:.4g} in {len(losses)} steps")
+    raise RuleFailed(
+      f"loss did not decrease over {len(losses)} steps ({losses[0]:.4g} -> {losses[-1]:.4g})"
+    )
+  return (
+    f"{n_train} trainable weights move, {n_reg} losses while trainable and none when "
+    f"frozen; loss {losses[0]:.4g} -> {losses[-1]:.4g} in {len(losses)} steps"
+  )
 
 
-@rule("consumer.hub_keras_layer", "Loads and fine-tunes in hub.KerasLayer (tf_keras)",
-      fix="make sure every trainable variable is used by __call__, regularization losses are "
-          "zero-argument, and the training=True trace is differentiable.",
-      requires=CONSUMER_REQUIREMENTS)
+@rule(
+  "consumer.hub_keras_layer",
+  "Loads and fine-tunes in hub.KerasLayer (tf_keras)",
+  fix="make sure every trainable variable is used by __call__, regularization losses are "
+  "zero-argument, and the training=True trace is differentiable.",
+  requires=CONSUMER_REQUIREMENTS,
+)
 def check_hub_keras_layer(ctx: Context):
-  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
+  import tensorflow_hub as hub
+  import tf_keras
+
   hub.load(ctx.path)
   return _probe_layer(ctx, "hub.KerasLayer", hub.KerasLayer, tf_keras)
 
@@ -137,39 +172,57 @@ def _probe_layer(ctx: Context, kind: str, layer_class: Any, keras_lib: Any) -> s
   layer = layer_class(ctx.path, trainable=True, arguments=ctx.arguments)
   symbolic = _symbolic_inputs(keras_lib, ctx.signatures[0])
   model = keras_lib.Model(symbolic, layer(symbolic))
-  return judge_fine_tuning(kind, layer, model, ctx.obj, ctx.inputs,
-                           lambda: keras_lib.optimizers.Adam(_LEARNING_RATE),
-                           sum(float(loss) for loss in frozen.losses))
+  return judge_fine_tuning(
+    kind,
+    layer,
+    model,
+    ctx.obj,
+    ctx.inputs,
+    lambda: keras_lib.optimizers.Adam(_LEARNING_RATE),
+    sum(float(loss) for loss in frozen.losses),
+  )
 
 
-@rule("consumer.keras3_layer", "Loads and fine-tunes in hubkit.KerasLayer (Keras 3)",
-      fix="make sure every trainable variable is used by __call__, regularization losses are "
-          "zero-argument, and the training=True trace is differentiable.",
-      requires=CONSUMER_REQUIREMENTS)
+@rule(
+  "consumer.keras3_layer",
+  "Loads and fine-tunes in hubkit.KerasLayer (Keras 3)",
+  fix="make sure every trainable variable is used by __call__, regularization losses are "
+  "zero-argument, and the training=True trace is differentiable.",
+  requires=CONSUMER_REQUIREMENTS,
+)
 def check_keras3_layer(ctx: Context):
-  import keras  # pylint: disable=g-import-not-at-top
-  from hubkit.keras_layer import KerasLayer  # pylint: disable=g-import-not-at-top
+  import keras
+  from hubkit.keras_layer import KerasLayer
+
   # security.ops already judged the ops (with the user's --allow_ops), and this
   # rule runs confined, so the layer's own scan would only repeat it.
-  return _probe_layer(ctx, "hubkit.KerasLayer", functools.partial(KerasLayer, safe_mode=False),
-                      keras)
+  return _probe_layer(
+    ctx, "hubkit.KerasLayer", functools.partial(KerasLayer, safe_mode=False), keras
+  )
 
 
-@rule("consumer.distributed", "Fine-tunes under tf.distribute.MirroredStrategy",
-      fix="create no variables inside __call__ and avoid ops without a CPU/GPU kernel; "
-          "load the module inside strategy.scope().",
-      requires=CONSUMER_REQUIREMENTS)
+@rule(
+  "consumer.distributed",
+  "Fine-tunes under tf.distribute.MirroredStrategy",
+  fix="create no variables inside __call__ and avoid ops without a CPU/GPU kernel; "
+  "load the module inside strategy.scope().",
+  requires=CONSUMER_REQUIREMENTS,
+)
 def check_distributed(ctx: Context):
   devices = tf.config.list_logical_devices("CPU") + tf.config.list_logical_devices("GPU")
   if len(devices) < 2:
-    raise RuleSkipped("only one device: run 'hubkit check' from the command line, which "
-                      "sets up two logical CPUs, or configure them before TensorFlow starts")
-  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
+    raise RuleSkipped(
+      "only one device: run 'hubkit check' from the command line, which "
+      "sets up two logical CPUs, or configure them before TensorFlow starts"
+    )
+  import tensorflow_hub as hub
+  import tf_keras
+
   # Reducing through one device avoids collective ops, whose instance keys
   # collide when a process creates several strategies (one per check).
   strategy = tf.distribute.MirroredStrategy(
-      [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice()
+  )
   with strategy.scope():
     layer = hub.KerasLayer(ctx.path, trainable=True, arguments=ctx.arguments)
     symbolic = _symbolic_inputs(tf_keras, ctx.signatures[0])
@@ -186,18 +239,24 @@ def check_distributed(ctx: Context):
   return f"one step on {len(devices[:2])} replicas, loss {loss:.4g}"
 
 
-@rule("roundtrip.reexport", "Re-exports after fine-tuning with the interface intact",
-      fix="keep all state in variables listed by the module; avoid Python-side state that "
-          "tf.saved_model.save cannot capture.",
-      requires=CONSUMER_REQUIREMENTS)
+@rule(
+  "roundtrip.reexport",
+  "Re-exports after fine-tuning with the interface intact",
+  fix="keep all state in variables listed by the module; avoid Python-side state that "
+  "tf.saved_model.save cannot capture.",
+  requires=CONSUMER_REQUIREMENTS,
+)
 def check_reexport(ctx: Context):
   obj = ctx.fresh()
   trainable = list(obj.trainable_variables)
   if trainable:
     targets = _shifted_target(ctx.call(obj))
     with tf.GradientTape() as tape:
-      loss = _loss(ctx.call(obj, training=True), targets,
-                   [l() for l in getattr(obj, "regularization_losses", [])])
+      loss = _loss(
+        ctx.call(obj, training=True),
+        targets,
+        [l() for l in getattr(obj, "regularization_losses", [])],
+      )
     for variable, grad in zip(trainable, tape.gradient(loss, trainable)):
       if grad is not None:
         variable.assign_sub(_LEARNING_RATE * tf.convert_to_tensor(grad))
@@ -207,19 +266,21 @@ def check_reexport(ctx: Context):
     try:
       tf.saved_model.save(obj, target, signatures=getattr(obj, "signatures", None) or None)
       again = tf.saved_model.load(target)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise RuleFailed(f"re-export failed: {first_line(e)}") from e
     for name in interface.LISTS:
       if len(getattr(again, name, [])) != len(getattr(obj, name, [])):
-        raise RuleFailed(f"the re-export has {len(getattr(again, name, []))} {name}, the "
-                         f"module had {len(getattr(obj, name, []))}")
+        raise RuleFailed(
+          f"the re-export has {len(getattr(again, name, []))} {name}, the "
+          f"module had {len(getattr(obj, name, []))}"
+        )
     if len(again.__call__.concrete_functions) != len(obj.__call__.concrete_functions):
       raise RuleFailed("the re-export lost __call__ traces")
     got = float_outputs(ctx.call(again))
-  diff = max((float(np.max(np.abs(a - b))) for a, b in zip(expected, got) if a.size),
-             default=0.0)
+  diff = max((float(np.max(np.abs(a - b))) for a, b in zip(expected, got) if a.size), default=0.0)
   if not diff <= 1e-6:
     raise RuleFailed(f"re-exported outputs differ from the fine-tuned ones by {diff:.3g}")
-  return (f"fine-tuned {len(trainable)} variables, re-exported and reloaded; outputs equal "
-          f"(max diff {diff:.2g})")
-
+  return (
+    f"fine-tuned {len(trainable)} variables, re-exported and reloaded; outputs equal "
+    f"(max diff {diff:.2g})"
+  )

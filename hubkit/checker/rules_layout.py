@@ -15,14 +15,19 @@ from hubkit.safety import ops
 # every file it reads at load or call time must be one of its own assets,
 # which security.ops proves. It still reveals the publisher's file system,
 # so it is a warning.
-_LEAK = re.compile(rb"(?:/home/|/Users/|/root/|/tmp/|/private/var/|/var/folders/|"
-                   rb"[A-Za-z]:\\\\(?:Users|Documents and Settings)\\\\)[^\x00-\x1f\"']{0,80}")
+_LEAK = re.compile(
+  rb"(?:/home/|/Users/|/root/|/tmp/|/private/var/|/var/folders/|"
+  rb"[A-Za-z]:\\\\(?:Users|Documents and Settings)\\\\)[^\x00-\x1f\"']{0,80}"
+)
 
 
-@rule("layout.saved_model", "SavedModel files and allow-list",
-      fix="export with hubkit (or tf.saved_model.save) into a clean directory; remove stray "
-          "files; keep vocabularies as tf.saved_model.Asset so paths stay relative.",
-      static=True)
+@rule(
+  "layout.saved_model",
+  "SavedModel files and allow-list",
+  fix="export with hubkit (or tf.saved_model.save) into a clean directory; remove stray "
+  "files; keep vocabularies as tf.saved_model.Asset so paths stay relative.",
+  static=True,
+)
 def check_layout(ctx: Context):
   try:
     ops.parse(ctx.path)
@@ -30,8 +35,10 @@ def check_layout(ctx: Context):
     raise RuleFailed(str(e)) from e
   stray = layout.disallowed_paths(ctx.path)
   if stray:
-    raise RuleFailed(f"files outside the tfhub.dev allow-list: {', '.join(stray[:5])}"
-                     + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""))
+    raise RuleFailed(
+      f"files outside the tfhub.dev allow-list: {', '.join(stray[:5])}"
+      + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")
+    )
   links = layout.symlinks(ctx.path)
   if links:
     raise RuleFailed(f"symbolic links in the module: {', '.join(links[:5])}")
@@ -42,7 +49,9 @@ def check_layout(ctx: Context):
     leaks = sorted({m.group(0).decode("utf-8", "replace") for m in _LEAK.finditer(f.read())})
   if leaks:
     ctx.figures["leaked_paths"] = leaks
-    raise RuleWarning(f"saved_model.pb mentions {len(leaks)} path(s) of the exporting "
-                      f"machine as text, e.g. {leaks[0]!r}; the module does not read them "
-                      "(security.ops checks every file read), but they reveal your file system")
+    raise RuleWarning(
+      f"saved_model.pb mentions {len(leaks)} path(s) of the exporting "
+      f"machine as text, e.g. {leaks[0]!r}; the module does not read them "
+      "(security.ops checks every file read), but they reveal your file system"
+    )
   return f"saved_model.pb parses; {len(files)} allow-listed files; no leaked paths"

@@ -9,16 +9,29 @@ from hubkit import card
 
 def define(flag_values: flags.FlagValues) -> None:
   """Defines the card metadata flags on a command's FlagValues."""
-  flags.DEFINE_string("description", None, "One-line description for the card.",
-                      flag_values=flag_values)
-  flags.DEFINE_enum("task", None, card.TASKS, "Card task (default: guessed from the inputs).",
-                    flag_values=flag_values)
-  flags.DEFINE_enum("fine_tunable", None, ["true", "false"], "Card fine-tunable (default: "
-                    "true when the module has trainable variables).", flag_values=flag_values)
-  flags.DEFINE_enum("format", "saved_model_2", card.FORMATS, "Card format.",
-                    flag_values=flag_values)
-  flags.DEFINE_multi_string("network_architecture", [], "Card network-architecture.",
-                            flag_values=flag_values)
+  flags.DEFINE_string(
+    "description", None, "One-line description for the card.", flag_values=flag_values
+  )
+  flags.DEFINE_enum(
+    "task",
+    None,
+    card.TASKS,
+    "Card task (default: guessed from the inputs).",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_enum(
+    "fine_tunable",
+    None,
+    ["true", "false"],
+    "Card fine-tunable (default: true when the module has trainable variables).",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_enum(
+    "format", "saved_model_2", card.FORMATS, "Card format.", flag_values=flag_values
+  )
+  flags.DEFINE_multi_string(
+    "network_architecture", [], "Card network-architecture.", flag_values=flag_values
+  )
   flags.DEFINE_multi_string("dataset", [], "Card dataset.", flag_values=flag_values)
   flags.DEFINE_multi_string("language", [], "Card language.", flag_values=flag_values)
   flags.DEFINE_enum("license", None, card.LICENSES, "Card license.", flag_values=flag_values)
@@ -26,8 +39,16 @@ def define(flag_values: flags.FlagValues) -> None:
 
 def given(flag_values: flags.FlagValues) -> List[str]:
   """The card flags set on the command line (to refuse them where no card is written)."""
-  names = ("description", "task", "fine_tunable", "format", "network_architecture",
-           "dataset", "language", "license")
+  names = (
+    "description",
+    "task",
+    "fine_tunable",
+    "format",
+    "network_architecture",
+    "dataset",
+    "language",
+    "license",
+  )
   return [f"--{name}" for name in names if flag_values[name].present]
 
 
@@ -38,7 +59,10 @@ def fine_tunable(flag_values: flags.FlagValues) -> Optional[bool]:
 
 def extra(flag_values: flags.FlagValues) -> Dict[str, List[str]]:
   """The optional card metadata given on the command line."""
-  result = {"network-architecture": flag_values.network_architecture,
-            "dataset": flag_values.dataset, "language": flag_values.language,
-            "license": [flag_values.license] if flag_values.license else []}
+  result = {
+    "network-architecture": flag_values.network_architecture,
+    "dataset": flag_values.dataset,
+    "language": flag_values.language,
+    "license": [flag_values.license] if flag_values.license else [],
+  }
   return {k: v for k, v in result.items() if v}

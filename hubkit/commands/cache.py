@@ -1,9 +1,9 @@
 """Manages the module cache ($TFHUB_CACHE_DIR, shared with tensorflow_hub):
 
-  hubkit cache ls                      list cached modules
-  hubkit cache verify                  check completeness and file checksums
-  hubkit cache rm HANDLE               remove one module (handle or cache key)
-  hubkit cache prune --older_than=DAYS remove modules unused for DAYS
+hubkit cache ls                      list cached modules
+hubkit cache verify                  check completeness and file checksums
+hubkit cache rm HANDLE               remove one module (handle or cache key)
+hubkit cache prune --older_than=DAYS remove modules unused for DAYS
 """
 
 import datetime
@@ -14,10 +14,19 @@ from absl import flags
 from hubkit.errors import UsageError
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("cache_dir", None, "Cache folder (default: $TFHUB_CACHE_DIR or "
-                    "<tmp>/tfhub_modules).", flag_values=FLAGS)
-flags.DEFINE_float("older_than", None, "For prune: remove modules unused for more than this "
-                   "many days.", lower_bound=0.0, flag_values=FLAGS)
+flags.DEFINE_string(
+  "cache_dir",
+  None,
+  "Cache folder (default: $TFHUB_CACHE_DIR or <tmp>/tfhub_modules).",
+  flag_values=FLAGS,
+)
+flags.DEFINE_float(
+  "older_than",
+  None,
+  "For prune: remove modules unused for more than this many days.",
+  lower_bound=0.0,
+  flag_values=FLAGS,
+)
 
 _ACTIONS = ("ls", "verify", "rm", "prune")
 
@@ -32,7 +41,8 @@ def main(args: List[str]) -> int:
   if not args or args[0] not in _ACTIONS:
     raise UsageError(f"'hubkit cache' needs an action: {', '.join(_ACTIONS)}.")
   action, rest = args[0], args[1:]
-  from hubkit import cache  # pylint: disable=g-import-not-at-top
+  from hubkit import cache
+
   module_cache = cache.ModuleCache(FLAGS.cache_dir)
   if action == "rm":
     if len(rest) != 1:
@@ -54,6 +64,8 @@ def main(args: List[str]) -> int:
   for entry in entries:
     print(_row(entry))
   broken = [e for e in entries if e.problems]
-  print(f"{len(entries)} module(s) in {module_cache.cache_dir}"
-        + (f", {len(broken)} broken (remove them with 'hubkit cache rm KEY')" if broken else ""))
+  print(
+    f"{len(entries)} module(s) in {module_cache.cache_dir}"
+    + (f", {len(broken)} broken (remove them with 'hubkit cache rm KEY')" if broken else "")
+  )
   return 1 if action == "verify" and broken else 0

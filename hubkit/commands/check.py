@@ -19,21 +19,36 @@ from hubkit.errors import HubkitError, UsageError
 
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("json", None, "Also write the report as JSON to this file.",
-                    flag_values=FLAGS)
-flags.DEFINE_string("reference", None, "Source Keras model or export to compare outputs with.",
-                    flag_values=FLAGS)
-flags.DEFINE_string("inputs", None, "An .npz of test inputs (key 'inputs' for one tensor).",
-                    flag_values=FLAGS)
-flags.DEFINE_float("tolerance", 1e-5, "Parity tolerance for --reference.", lower_bound=0.0,
-                   flag_values=FLAGS)
-flags.DEFINE_list("allow_ops", [], "Op types you reviewed and allow beyond the allow-list "
-                  "(comma-separated, e.g. PrintV2).", flag_values=FLAGS)
-flags.DEFINE_bool("unconfined", False, "Run the rules that load and call the module in this "
-                  "process, without confinement: only for modules you trust.",
-                  flag_values=FLAGS)
-flags.DEFINE_float("timeout", 1800.0, "Seconds the confined rules may take in all.",
-                   lower_bound=1.0, flag_values=FLAGS)
+flags.DEFINE_string("json", None, "Also write the report as JSON to this file.", flag_values=FLAGS)
+flags.DEFINE_string(
+  "reference", None, "Source Keras model or export to compare outputs with.", flag_values=FLAGS
+)
+flags.DEFINE_string(
+  "inputs", None, "An .npz of test inputs (key 'inputs' for one tensor).", flag_values=FLAGS
+)
+flags.DEFINE_float(
+  "tolerance", 1e-5, "Parity tolerance for --reference.", lower_bound=0.0, flag_values=FLAGS
+)
+flags.DEFINE_list(
+  "allow_ops",
+  [],
+  "Op types you reviewed and allow beyond the allow-list (comma-separated, e.g. PrintV2).",
+  flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+  "unconfined",
+  False,
+  "Run the rules that load and call the module in this "
+  "process, without confinement: only for modules you trust.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_float(
+  "timeout",
+  1800.0,
+  "Seconds the confined rules may take in all.",
+  lower_bound=1.0,
+  flag_values=FLAGS,
+)
 
 
 def logical_cpus() -> Optional[int]:
@@ -55,15 +70,22 @@ def main(args: List[str]) -> int:
   path = _common.one_positional("check", "module path", args)
   if FLAGS.json:
     check_output_file(FLAGS.json)
-  from hubkit import checker  # pylint: disable=g-import-not-at-top
+  from hubkit import checker
+
   # On a terminal, each rule is shown as it finishes instead of a minute of
   # silence; piped output (logs, CI) stays exactly the final table.
   live = _print_live if sys.stdout.isatty() else None
   try:
-    report = checker.check_module(path, reference=FLAGS.reference, inputs=FLAGS.inputs,
-                                  tolerance=FLAGS.tolerance, allow_ops=FLAGS.allow_ops,
-                                  unconfined=FLAGS.unconfined, timeout=FLAGS.timeout,
-                                  on_result=live)
+    report = checker.check_module(
+      path,
+      reference=FLAGS.reference,
+      inputs=FLAGS.inputs,
+      tolerance=FLAGS.tolerance,
+      allow_ops=FLAGS.allow_ops,
+      unconfined=FLAGS.unconfined,
+      timeout=FLAGS.timeout,
+      on_result=live,
+    )
   except HubkitError as e:
     # The module could not be fetched (unreachable, 404, corrupt download):
     # the check did not run, which is exit code 2, not a verdict.

@@ -10,12 +10,19 @@ from hubkit.commands import _common
 
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("workdir", "hubkit-demo", "Directory for everything the demo writes.",
-                    flag_values=FLAGS)
+flags.DEFINE_string(
+  "workdir", "hubkit-demo", "Directory for everything the demo writes.", flag_values=FLAGS
+)
 flags.DEFINE_integer("epochs", 20, "Training epochs per stage.", lower_bound=1, flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=FLAGS)
-flags.DEFINE_integer("verbose", 2, "Keras progress output: 0 silent, 1 bar, 2 a line per epoch.",
-                     lower_bound=0, upper_bound=2, flag_values=FLAGS)
+flags.DEFINE_integer(
+  "verbose",
+  2,
+  "Keras progress output: 0 silent, 1 bar, 2 a line per epoch.",
+  lower_bound=0,
+  upper_bound=2,
+  flag_values=FLAGS,
+)
 
 
 def logical_cpus() -> int:
@@ -25,8 +32,8 @@ def logical_cpus() -> int:
 
 def main(args: List[str]) -> int:
   _common.no_positional("demo", args)
-  from hubkit import demo  # pylint: disable=g-import-not-at-top
-  result = demo.run_demo(FLAGS.workdir, epochs=FLAGS.epochs, seed=FLAGS.seed,
-                         verbose=FLAGS.verbose)
+  from hubkit import demo
+
+  result = demo.run_demo(FLAGS.workdir, epochs=FLAGS.epochs, seed=FLAGS.seed, verbose=FLAGS.verbose)
   print(result.summary())
   return 0

@@ -15,15 +15,27 @@ from hubkit.commands import _common
 from hubkit.errors import UsageError
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("module", None, "Library module name, e.g. mul, mlp_feature_vector, "
-                    "image_feature_vector, text_embedding.", flag_values=FLAGS)
-flags.DEFINE_string("export_dir", None, "Directory to create for the SavedModel.", flag_values=FLAGS)
-flags.DEFINE_string("weights", None, "Optional .npz file or checkpoint prefix with weights.",
-                    flag_values=FLAGS)
-flags.DEFINE_string("name_map", None, "Optional JSON file mapping module variable names to "
-                    "names in --weights.", flag_values=FLAGS)
-flags.DEFINE_string("config", "{}", "JSON object of module constructor arguments.",
-                    flag_values=FLAGS)
+flags.DEFINE_string(
+  "module",
+  None,
+  "Library module name, e.g. mul, mlp_feature_vector, image_feature_vector, text_embedding.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_string(
+  "export_dir", None, "Directory to create for the SavedModel.", flag_values=FLAGS
+)
+flags.DEFINE_string(
+  "weights", None, "Optional .npz file or checkpoint prefix with weights.", flag_values=FLAGS
+)
+flags.DEFINE_string(
+  "name_map",
+  None,
+  "Optional JSON file mapping module variable names to names in --weights.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_string(
+  "config", "{}", "JSON object of module constructor arguments.", flag_values=FLAGS
+)
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir.", flag_values=FLAGS)
 
 
@@ -31,8 +43,9 @@ def _json_object(text: str, what: str) -> Dict[str, Any]:
   try:
     value = json.loads(text)
   except ValueError as e:
-    raise UsageError(f"{what} is not valid JSON ({e}); pass an object such as "
-                     "'{\"dim\": 8}'.") from e
+    raise UsageError(
+      f"{what} is not valid JSON ({e}); pass an object such as '{{\"dim\": 8}}'."
+    ) from e
   if not isinstance(value, dict):
     raise UsageError(f"{what} must be a JSON object, got {type(value).__name__}.")
   return value
@@ -49,11 +62,17 @@ def _name_map(path: str) -> Dict[str, str]:
 def main(args: List[str]) -> int:
   _common.no_positional("export-module", args)
   name, export_dir = _common.required(FLAGS, "module", "export_dir")
-  from hubkit import modules  # pylint: disable=g-import-not-at-top
+  from hubkit import modules
+
   path = modules.export_module(
-      name, export_dir, config=_json_object(FLAGS.config, "--config"), weights=FLAGS.weights,
-      name_map=_name_map(FLAGS.name_map) if FLAGS.name_map else None,
-      overwrite=FLAGS.overwrite)
-  from hubkit import metadata  # pylint: disable=g-import-not-at-top
+    name,
+    export_dir,
+    config=_json_object(FLAGS.config, "--config"),
+    weights=FLAGS.weights,
+    name_map=_name_map(FLAGS.name_map) if FLAGS.name_map else None,
+    overwrite=FLAGS.overwrite,
+  )
+  from hubkit import metadata
+
   print(metadata.export_summary(path))
   return 0

@@ -16,15 +16,18 @@ from hubkit.commands import _common
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_bool("json", False, "Print the description as JSON.", flag_values=FLAGS)
-flags.DEFINE_bool("unsafe", False, "Load without the op scan (only a module you trust).",
-                  flag_values=FLAGS)
-flags.DEFINE_list("allow_ops", [], "Op types you reviewed and allow beyond the allow-list.",
-                  flag_values=FLAGS)
+flags.DEFINE_bool(
+  "unsafe", False, "Load without the op scan (only a module you trust).", flag_values=FLAGS
+)
+flags.DEFINE_list(
+  "allow_ops", [], "Op types you reviewed and allow beyond the allow-list.", flag_values=FLAGS
+)
 
 
 def main(args: List[str]) -> int:
   handle = _common.one_positional("info", "module handle", args)
-  from hubkit import info  # pylint: disable=g-import-not-at-top
+  from hubkit import info
+
   described = info.module_info(handle, safe_mode=not FLAGS.unsafe, allow_ops=FLAGS.allow_ops)
   print(info.dumps(described) if FLAGS.json else info.format_info(described))
   return 0

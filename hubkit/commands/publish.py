@@ -22,10 +22,17 @@ _card_flags.define(FLAGS)
 def main(args: List[str]) -> int:
   module_dir = _common.one_positional("publish", "module directory", args)
   root, handle = _common.required(FLAGS, "root", "handle")
-  from hubkit import hosting  # pylint: disable=g-import-not-at-top
+  from hubkit import hosting
+
   path = hosting.publish_module(
-      module_dir, root, handle, description=FLAGS.description, task=FLAGS.task,
-      fine_tunable=_card_flags.fine_tunable(FLAGS), model_format=FLAGS.format,
-      extra=_card_flags.extra(FLAGS))
+    module_dir,
+    root,
+    handle,
+    description=FLAGS.description,
+    task=FLAGS.task,
+    fine_tunable=_card_flags.fine_tunable(FLAGS),
+    model_format=FLAGS.format,
+    extra=_card_flags.extra(FLAGS),
+  )
   print(f"published {handle} at {path}")
   return 0

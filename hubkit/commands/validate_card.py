@@ -16,7 +16,8 @@ FLAGS = flags.FlagValues()
 
 def main(args: List[str]) -> int:
   path = _common.one_positional("validate-card", "card file", args)
-  from hubkit import card  # pylint: disable=g-import-not-at-top
+  from hubkit import card
+
   problems = card.validate_card(path)
   for problem in problems:
     print(f"{path}:{problem}")

@@ -38,7 +38,8 @@ def _child_argv() -> List[str]:
 
 def _child_env(scratch: str, result_fd: int) -> Dict[str, str]:
   env = dict(os.environ)
-  env.update({
+  env.update(
+    {
       _RESULT_FD_ENV: str(result_fd),
       "TMPDIR": scratch,
       "KERAS_HOME": os.path.join(scratch, "keras"),
@@ -46,7 +47,8 @@ def _child_env(scratch: str, result_fd: int) -> Dict[str, str]:
       "MPLCONFIGDIR": scratch,
       "PYTHONDONTWRITEBYTECODE": "1",
       "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-  })
+    }
+  )
   return env
 
 
@@ -64,17 +66,30 @@ class ConfinedCheck:
     timeout: seconds `run()` waits before the child is killed.
   """
 
-  def __init__(self, module_dir: str, name: str, reference: Optional[str] = None,
-               inputs: Optional[str] = None, tolerance: float = 1e-5,
-               allow_ops: Sequence[str] = (), timeout: float = 1800.0):
+  def __init__(
+    self,
+    module_dir: str,
+    name: str,
+    reference: Optional[str] = None,
+    inputs: Optional[str] = None,
+    tolerance: float = 1e-5,
+    allow_ops: Sequence[str] = (),
+    timeout: float = 1800.0,
+  ):
     self._timeout = timeout
     self._scratch = tempfile.mkdtemp(prefix="hubkit_check_")
     self._stderr = tempfile.TemporaryFile()
     read_fd, write_fd = os.pipe()
     try:
-      self._process = subprocess.Popen(  # pylint: disable=consider-using-with
-          _child_argv(), stdin=subprocess.PIPE, stdout=self._stderr, stderr=self._stderr,
-          pass_fds=(write_fd,), cwd=self._scratch, env=_child_env(self._scratch, write_fd))
+      self._process = subprocess.Popen(
+        _child_argv(),
+        stdin=subprocess.PIPE,
+        stdout=self._stderr,
+        stderr=self._stderr,
+        pass_fds=(write_fd,),
+        cwd=self._scratch,
+        env=_child_env(self._scratch, write_fd),
+      )
     except BaseException:
       os.close(read_fd)
       self._cleanup()
@@ -82,11 +97,15 @@ class ConfinedCheck:
     finally:
       os.close(write_fd)
     self._pipe = os.fdopen(read_fd, "rb", buffering=0)
-    request = {"module_dir": os.path.abspath(module_dir), "name": name,
-               "scratch": self._scratch,
-               "reference": os.path.abspath(reference) if reference else None,
-               "inputs": os.path.abspath(inputs) if inputs else None,
-               "tolerance": tolerance, "allow_ops": list(allow_ops)}
+    request = {
+      "module_dir": os.path.abspath(module_dir),
+      "name": name,
+      "scratch": self._scratch,
+      "reference": os.path.abspath(reference) if reference else None,
+      "inputs": os.path.abspath(inputs) if inputs else None,
+      "tolerance": tolerance,
+      "allow_ops": list(allow_ops),
+    }
     self._send(json.dumps(request))
 
   def _send(self, line: str) -> None:
@@ -107,9 +126,9 @@ class ConfinedCheck:
     self._pipe.close()
     self._cleanup()
 
-  def run(self, rules: Sequence[Any],
-          on_result: Optional[Callable[[Any, float], None]] = None
-          ) -> Tuple[List[Any], Dict[str, Any], str]:
+  def run(
+    self, rules: Sequence[Any], on_result: Optional[Callable[[Any, float], None]] = None
+  ) -> Tuple[List[Any], Dict[str, Any], str]:
     """Lets the child run the dynamic rules and collects their results.
 
     Args:
@@ -122,7 +141,8 @@ class ConfinedCheck:
     Raises:
       UsageError: the child found the request unusable (e.g. a bad --inputs).
     """
-    from hubkit.checker.report import FAIL, SKIP, CheckResult  # pylint: disable=g-import-not-at-top
+    from hubkit.checker.report import FAIL, SKIP, CheckResult
+
     self._send("go")
     self._process.stdin.close()
     got: Dict[str, Any] = {}
@@ -157,23 +177,25 @@ class ConfinedCheck:
           elif "confinement" in message:
             figures["confinement"] = message["confinement"]
           elif message.get("error") == "confinement":
-            incomplete = (f"confinement is unavailable here ({message['message']}); the "
-                          "dynamic rules were not run: rerun with `unconfined` "
-                          "(unconfined=True) only for a module you trust")
+            incomplete = (
+              f"confinement is unavailable here ({message['message']}); the "
+              "dynamic rules were not run: rerun with --unconfined "
+              "(unconfined=True) only for a module you trust"
+            )
           elif message.get("error") == "usage":
             usage_error = message["message"]
       code = self._process.wait()
       self._stderr.seek(0)
-      tail = [l for l in self._stderr.read().decode("utf-8", "replace").splitlines()
-              if l.strip()]
+      tail = [l for l in self._stderr.read().decode("utf-8", "replace").splitlines() if l.strip()]
     finally:
       self._pipe.close()
       self._cleanup()
     if usage_error:
       raise UsageError(usage_error)
     if not stopped and code != 0 and not incomplete:
-      stopped = (f"the confined process ended with code {code}"
-                 + (f" ({tail[-1][:200]})" if tail else ""))
+      stopped = f"the confined process ended with code {code}" + (
+        f" ({tail[-1][:200]})" if tail else ""
+      )
     results, failed_one = [], False
     for rule in rules:
       if rule.id in got:
@@ -183,8 +205,9 @@ class ConfinedCheck:
       elif not failed_one:
         # The module hung, exhausted a limit or crashed the process: the
         # rule that was running when it happened fails, the rest are not run.
-        results.append(CheckResult(rule.id, rule.title, FAIL, f"could not finish: {stopped}",
-                                   rule.fix))
+        results.append(
+          CheckResult(rule.id, rule.title, FAIL, f"could not finish: {stopped}", rule.fix)
+        )
         failed_one = True
       else:
         results.append(CheckResult(rule.id, rule.title, SKIP, f"not run: {stopped}"))
@@ -200,28 +223,38 @@ def main() -> int:
   result_fd = int(os.environ[_RESULT_FD_ENV])
   request = json.loads(sys.stdin.readline())
   # Confine before anything else runs: no TensorFlow thread exists yet.
-  from hubkit.safety import confine  # pylint: disable=g-import-not-at-top
+  from hubkit.safety import confine
+
   try:
-    description = confine.confine_self(request["scratch"], memory_bytes=DEFAULT_MEMORY_BYTES,
-                                       file_bytes=DEFAULT_FILE_BYTES)
+    description = confine.confine_self(
+      request["scratch"], memory_bytes=DEFAULT_MEMORY_BYTES, file_bytes=DEFAULT_FILE_BYTES
+    )
   except (confine.ConfinementError, OSError) as e:
     _emit(result_fd, {"error": "confinement", "message": str(e)})
     return 0
   _emit(result_fd, {"confinement": description})
   os.environ.pop(_RESULT_FD_ENV, None)
-  from hubkit import cli  # pylint: disable=g-import-not-at-top
+  from hubkit import cli
+
   cli.start_tensorflow(2)
-  from hubkit import checker  # pylint: disable=g-import-not-at-top
-  from hubkit.checker.context import Context  # pylint: disable=g-import-not-at-top
+  from hubkit import checker
+  from hubkit.checker.context import Context
+
   # Ready: wait for the parent's static rules to pass.
   if sys.stdin.readline().strip() != "go":
     return 0
-  ctx = Context(request["module_dir"], request["name"], reference=request["reference"],
-                inputs_file=request["inputs"], tolerance=request["tolerance"],
-                allow_ops=request["allow_ops"])
+  ctx = Context(
+    request["module_dir"],
+    request["name"],
+    reference=request["reference"],
+    inputs_file=request["inputs"],
+    tolerance=request["tolerance"],
+    allow_ops=request["allow_ops"],
+  )
   try:
-    checker.run_dynamic_rules(ctx, lambda result, seconds: _emit(
-        result_fd, {"result": result.__dict__, "seconds": seconds}))
+    checker.run_dynamic_rules(
+      ctx, lambda result, seconds: _emit(result_fd, {"result": result.__dict__, "seconds": seconds})
+    )
   except UsageError as e:
     _emit(result_fd, {"error": "usage", "message": str(e)})
     return 0

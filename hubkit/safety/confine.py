@@ -39,8 +39,8 @@ _CLONE_NEWNET = 0x40000000
 _WRITE_FILE = 1 << 1
 _REMOVE_DIR, _REMOVE_FILE = 1 << 4, 1 << 5
 _MAKE_ALL = sum(1 << b for b in range(6, 13))  # char, dir, reg, sock, fifo, block, sym
-_REFER = 1 << 13      # ABI 2
-_TRUNCATE = 1 << 14   # ABI 3
+_REFER = 1 << 13  # ABI 2
+_TRUNCATE = 1 << 14  # ABI 3
 _NET_TCP = (1 << 0) | (1 << 1)  # bind, connect: ABI 4
 _SCOPE_ALL = (1 << 0) | (1 << 1)  # abstract unix sockets, signals: ABI 6
 
@@ -50,8 +50,11 @@ class ConfinementError(OSError):
 
 
 class _RulesetAttr(ctypes.Structure):
-  _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-              ("scoped", ctypes.c_uint64)]
+  _fields_ = [
+    ("handled_access_fs", ctypes.c_uint64),
+    ("handled_access_net", ctypes.c_uint64),
+    ("scoped", ctypes.c_uint64),
+  ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -67,8 +70,12 @@ def landlock_abi() -> int:
   """The Landlock ABI version this kernel offers (0 when it has none)."""
   try:
     libc = _libc()
-    abi = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
-                       ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION))
+    abi = libc.syscall(
+      _SYS_LANDLOCK_CREATE_RULESET,
+      None,
+      ctypes.c_size_t(0),
+      ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION),
+    )
   except (OSError, AttributeError):
     return 0
   return max(abi, 0)
@@ -115,29 +122,42 @@ def _restrict_writes(libc, abi: int, writable_dirs: List[str]) -> None:
     handled_fs |= _TRUNCATE
   attr = _RulesetAttr(handled_fs, _NET_TCP if abi >= 4 else 0, _SCOPE_ALL if abi >= 6 else 0)
   size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
-  ruleset = _check(libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr),
-                                ctypes.c_size_t(size), ctypes.c_uint32(0)),
-                   "landlock_create_ruleset")
+  ruleset = _check(
+    libc.syscall(
+      _SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)
+    ),
+    "landlock_create_ruleset",
+  )
   try:
     file_rights = _WRITE_FILE | (_TRUNCATE if abi >= 3 else 0)
     for path, rights in [(d, handled_fs) for d in writable_dirs] + [("/dev/null", file_rights)]:
       fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
       try:
         rule = _PathBeneathAttr(rights, fd)
-        _check(libc.syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset),
-                            ctypes.c_int(_LANDLOCK_RULE_PATH_BENEATH), ctypes.byref(rule),
-                            ctypes.c_uint32(0)), f"landlock_add_rule({path})")
+        _check(
+          libc.syscall(
+            _SYS_LANDLOCK_ADD_RULE,
+            ctypes.c_int(ruleset),
+            ctypes.c_int(_LANDLOCK_RULE_PATH_BENEATH),
+            ctypes.byref(rule),
+            ctypes.c_uint32(0),
+          ),
+          f"landlock_add_rule({path})",
+        )
       finally:
         os.close(fd)
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-    _check(libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)),
-           "landlock_restrict_self")
+    _check(
+      libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)),
+      "landlock_restrict_self",
+    )
   finally:
     os.close(ruleset)
 
 
-def confine_self(scratch: str, memory_bytes: Optional[int] = None,
-                 file_bytes: Optional[int] = None) -> str:
+def confine_self(
+  scratch: str, memory_bytes: Optional[int] = None, file_bytes: Optional[int] = None
+) -> str:
   """Confines the calling (single-threaded) process for good.
 
   Args:
@@ -155,11 +175,14 @@ def confine_self(scratch: str, memory_bytes: Optional[int] = None,
   libc = _libc()
   abi = landlock_abi()
   if abi < 1:
-    raise ConfinementError(0, "this kernel has no Landlock (Linux >= 5.13 with "
-                           "CONFIG_SECURITY_LANDLOCK, lsm=landlock)")
+    raise ConfinementError(
+      0, "this kernel has no Landlock (Linux >= 5.13 with CONFIG_SECURITY_LANDLOCK, lsm=landlock)"
+    )
   _set_limits(memory_bytes, file_bytes)
   _enter_network_namespace(libc)
   _restrict_writes(libc, abi, [scratch])
-  return (f"Landlock ABI {abi} (writes only below the scratch directory"
-          f"{', no TCP' if abi >= 4 else ''}{', scoped signals' if abi >= 6 else ''}), "
-          "a private network namespace, rlimits")
+  return (
+    f"Landlock ABI {abi} (writes only below the scratch directory"
+    f"{', no TCP' if abi >= 4 else ''}{', scoped signals' if abi >= 6 else ''}), "
+    "a private network namespace, rlimits"
+  )

@@ -29,13 +29,23 @@ from hubkit.errors import HubkitError
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # Ops that read a file named by one input (index): allowed for own assets only.
-_FILE_READ_INPUT = {"ReadFile": 0, "InitializeTableFromTextFile": 1,
-                    "InitializeTableFromTextFileV2": 1}
-_CHECKPOINT_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename",
-                             "ShardedFilespec"})
+_FILE_READ_INPUT = {
+  "ReadFile": 0,
+  "InitializeTableFromTextFile": 1,
+  "InitializeTableFromTextFileV2": 1,
+}
+_CHECKPOINT_OPS = frozenset(
+  {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec"}
+)
 # Call ops whose inputs (after `skip` leading ones) map to the callee's arguments.
-_CALL_INPUT_SKIP = {"PartitionedCall": 0, "StatefulPartitionedCall": 0, "If": 1,
-                    "StatelessIf": 1, "Case": 1, "StatelessCase": 1}
+_CALL_INPUT_SKIP = {
+  "PartitionedCall": 0,
+  "StatefulPartitionedCall": 0,
+  "If": 1,
+  "StatelessIf": 1,
+  "Case": 1,
+  "StatelessCase": 1,
+}
 _PASS_THROUGH = frozenset({"Identity", "Snapshot"})
 
 
@@ -52,6 +62,7 @@ class Finding:
     where: the function or graph node holding it, readable.
     why: what is wrong, one phrase.
   """
+
   op: str
   where: str
   why: str
@@ -82,8 +93,7 @@ def saved_model_proto_path(module_dir: str) -> str:
     path = os.path.join(module_dir, name)
     if os.path.isfile(path):
       return path
-  raise UnsafeModuleError(f"{module_dir} has no saved_model.pb; pass the SavedModel "
-                          "directory.")
+  raise UnsafeModuleError(f"{module_dir} has no saved_model.pb; pass the SavedModel directory.")
 
 
 def parse(module_dir: str):
@@ -93,8 +103,9 @@ def parse(module_dir: str):
     UnsafeModuleError: it does not parse (a module that cannot be scanned is
       not loaded).
   """
-  from google.protobuf import message, text_format  # pylint: disable=g-import-not-at-top
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import message, text_format
+  from tensorflow.core.protobuf import saved_model_pb2
+
   path = saved_model_proto_path(module_dir)
   proto = saved_model_pb2.SavedModel()
   try:
@@ -105,11 +116,11 @@ def parse(module_dir: str):
     else:
       proto.ParseFromString(data)
   except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, OSError) as e:
-    raise UnsafeModuleError(f"{os.path.basename(path)} does not parse ({e}); re-export the "
-                            "module.") from e
+    raise UnsafeModuleError(
+      f"{os.path.basename(path)} does not parse ({e}); re-export the module."
+    ) from e
   if not proto.meta_graphs:
-    raise UnsafeModuleError(f"{os.path.basename(path)} holds no MetaGraph; re-export the "
-                            "module.")
+    raise UnsafeModuleError(f"{os.path.basename(path)} holds no MetaGraph; re-export the module.")
   return proto
 
 
@@ -124,7 +135,8 @@ def _data_inputs(node) -> List[str]:
 def _asset_file_defs(meta_graph) -> List:
   """The MetaGraph's AssetFileDefs: the TF2 field and the collection where TF1's
   SavedModelBuilder keeps them (the loader reads both)."""
-  from tensorflow.core.protobuf import meta_graph_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.protobuf import meta_graph_pb2
+
   assets = list(meta_graph.asset_file_def)
   collection = meta_graph.collection_def.get("saved_model_assets")
   if collection is not None:
@@ -165,8 +177,9 @@ class _MetaGraphScan:
     self.graph_nodes = {n.name: n for n in meta_graph.graph_def.node}
     self.assets = _asset_file_defs(meta_graph)
     self.asset_tensors = {_node_name(a.tensor_info.name) for a in self.assets}
-    self.function_nodes = {name: {n.name: n for n in f.node_def}
-                           for name, f in self.library.items()}
+    self.function_nodes = {
+      name: {n.name: n for n in f.node_def} for name, f in self.library.items()
+    }
     self.assigns: Dict[str, List] = {}
     for node in meta_graph.graph_def.node:
       if node.op == "AssignVariableOp" and _data_inputs(node):
@@ -174,7 +187,8 @@ class _MetaGraphScan:
     self.paths = self._object_paths()
     self.saver_nodes, self.saver_functions = self._saver_scope()
     reads_files = any(n.op in _FILE_READ_INPUT for n in meta_graph.graph_def.node) or any(
-        n.op in _FILE_READ_INPUT for f in self.library.values() for n in f.node_def)
+      n.op in _FILE_READ_INPUT for f in self.library.values() for n in f.node_def
+    )
     # The data-flow analysis only matters where a file is read.
     self.asset_args = self._asset_arguments() if reads_files else {}
     self.findings: List[Finding] = []
@@ -201,8 +215,7 @@ class _MetaGraphScan:
       elif kind == "bare_concrete_function":
         paths.setdefault(node.bare_concrete_function.concrete_function_name, where)
       for saveable_name, saveable in node.saveable_objects.items():
-        for ref, role in ((saveable.save_function, "save"),
-                          (saveable.restore_function, "restore")):
+        for ref, role in ((saveable.save_function, "save"), (saveable.restore_function, "restore")):
           target = objects.nodes[ref] if ref < len(objects.nodes) else None
           if target is not None and target.WhichOneof("kind") == "function":
             for fn in target.function.concrete_functions:
@@ -217,22 +230,29 @@ class _MetaGraphScan:
 
   # The saver: graph nodes the saver_def runs, and functions only they reach.
   def _reachable_functions(self, names: Iterable[str]) -> Set[str]:
-    return _closure([n for n in names if n in self.library], lambda name: [
-        f for node in self.library[name].node_def for _, f in _called(node)
-        if f in self.library])
+    return _closure(
+      [n for n in names if n in self.library],
+      lambda name: [
+        f for node in self.library[name].node_def for _, f in _called(node) if f in self.library
+      ],
+    )
 
   def _saver_scope(self) -> Tuple[Set[str], Set[str]]:
     saver = self.mg.saver_def
     roots = [_node_name(n) for n in (saver.save_tensor_name, saver.restore_op_name) if n]
-    nodes = _closure([r for r in roots if r in self.graph_nodes], lambda name: [
-        _node_name(i) for i in self.graph_nodes[name].input
-        if _node_name(i) in self.graph_nodes])
+    nodes = _closure(
+      [r for r in roots if r in self.graph_nodes],
+      lambda name: [
+        _node_name(i) for i in self.graph_nodes[name].input if _node_name(i) in self.graph_nodes
+      ],
+    )
     saver_calls = {f for n in nodes for _, f in _called(self.graph_nodes[n])}
     # A function also reachable from anything else (a consumer's call, an
     # initialiser, another graph node) does not get the saver's licence.
     other_roots = set(self.paths)
-    other_roots.update(f for n, node in self.graph_nodes.items() if n not in nodes
-                       for _, f in _called(node))
+    other_roots.update(
+      f for n, node in self.graph_nodes.items() if n not in nodes for _, f in _called(node)
+    )
     others = self._reachable_functions(other_roots)
     return nodes, self._reachable_functions(saver_calls) - others
 
@@ -247,8 +267,10 @@ class _MetaGraphScan:
       return self._graph_value_is_asset(_data_inputs(node)[0], depth + 1)
     if node.op == "ReadVariableOp" and _data_inputs(node):
       assigns = self.assigns.get(_node_name(_data_inputs(node)[0]), [])
-      return bool(assigns) and all(len(_data_inputs(a)) > 1 and self._graph_value_is_asset(
-          _data_inputs(a)[1], depth + 1) for a in assigns)
+      return bool(assigns) and all(
+        len(_data_inputs(a)) > 1 and self._graph_value_is_asset(_data_inputs(a)[1], depth + 1)
+        for a in assigns
+      )
     return False
 
   def _function_value_is_asset(self, function: str, ref: str, asset_args, depth=0) -> bool:
@@ -259,8 +281,7 @@ class _MetaGraphScan:
       return asset_args[function][args.index(name)]
     node = self.function_nodes[function].get(name)
     if node is not None and node.op in _PASS_THROUGH and _data_inputs(node) and depth < 16:
-      return self._function_value_is_asset(function, _data_inputs(node)[0], asset_args,
-                                           depth + 1)
+      return self._function_value_is_asset(function, _data_inputs(node)[0], asset_args, depth + 1)
     return False
 
   def _asset_arguments(self) -> Dict[str, List[bool]]:
@@ -317,32 +338,38 @@ class _MetaGraphScan:
     where = self._where(function, node.name)
     for _, callee in _called(node):
       if callee not in self.library and callee not in self.allowed:
-        self.findings.append(Finding(callee, where, "calls a function the module does not "
-                                     "define"))
+        self.findings.append(Finding(callee, where, "calls a function the module does not define"))
     op = node.op
     if op in _FILE_READ_INPUT:
       inputs = _data_inputs(node)
       position = _FILE_READ_INPUT[op]
       ref = inputs[position] if position < len(inputs) else ""
-      own_asset = (self._graph_value_is_asset(ref) if function is None
-                   else self._function_value_is_asset(function, ref, self.asset_args))
+      own_asset = (
+        self._graph_value_is_asset(ref)
+        if function is None
+        else self._function_value_is_asset(function, ref, self.asset_args)
+      )
       if not own_asset and op not in self.allowed:
-        self.findings.append(Finding(op, where, "reads a file that is not one of the "
-                                     "module's own assets"))
+        self.findings.append(
+          Finding(op, where, "reads a file that is not one of the module's own assets")
+        )
       return
     if op in _CHECKPOINT_OPS and op not in self.allowed:
-      in_saver = (node.name in self.saver_nodes if function is None
-                  else function in self.saver_functions)
+      in_saver = (
+        node.name in self.saver_nodes if function is None else function in self.saver_functions
+      )
       if not in_saver:
-        self.findings.append(Finding(op, where, "checkpoint I/O outside the SavedModel's "
-                                     "own saver"))
+        self.findings.append(
+          Finding(op, where, "checkpoint I/O outside the SavedModel's own saver")
+        )
       return
     if op == "Const" and function in self.saver_functions:
       tensor = node.attr["value"].tensor
       for value in tensor.string_val:
         if b".." in value or value.startswith(b"/"):
-          self.findings.append(Finding(op, where, f"saver path {value[:40]!r} leaves the "
-                                       "checkpoint directory"))
+          self.findings.append(
+            Finding(op, where, f"saver path {value[:40]!r} leaves the checkpoint directory")
+          )
       return
     if op not in self.allowed:
       self.findings.append(Finding(op, where, "not on the allow-list of computation ops"))
@@ -356,8 +383,11 @@ class _MetaGraphScan:
     for asset in self.assets:
       parts = asset.filename.replace("\\", "/").split("/")
       if asset.filename.startswith(("/", "\\")) or ".." in parts or ":" in asset.filename:
-        self.findings.append(Finding("asset", f"asset_file_def {asset.filename!r}",
-                                     "points outside the module's assets/"))
+        self.findings.append(
+          Finding(
+            "asset", f"asset_file_def {asset.filename!r}", "points outside the module's assets/"
+          )
+        )
     return self.findings
 
 
@@ -382,8 +412,7 @@ def scan(module_dir: str, allow_ops: Sequence[str] = ()) -> Tuple[List[Finding],
     scanner = _MetaGraphScan(meta_graph, set(allow_ops))
     findings.extend(scanner.run())
     functions += len(scanner.library)
-    nodes += len(meta_graph.graph_def.node) + sum(len(f.node_def)
-                                                  for f in scanner.library.values())
+    nodes += len(meta_graph.graph_def.node) + sum(len(f.node_def) for f in scanner.library.values())
   unique = list(dict.fromkeys(findings))
   return unique, functions, nodes
 
@@ -393,5 +422,7 @@ def describe(findings: Sequence[Finding], limit: int = 3) -> str:
   shown = "; ".join(str(f) for f in findings[:limit])
   more = f" and {len(findings) - limit} more" if len(findings) > limit else ""
   ops = ",".join(sorted({f.op for f in findings if f.op != "asset"}))
-  return (f"unsafe ops: {shown}{more}. Remove them from the model, or, after reviewing the "
-          f"module, allow them with --allow_ops={ops} (allow_ops=[...] in Python).")
+  return (
+    f"unsafe ops: {shown}{more}. Remove them from the model, or, after reviewing the "
+    f"module, allow them with --allow_ops={ops} (allow_ops=[...] in Python)."
+  )

@@ -29,8 +29,11 @@ def ensure_safe(module_dir: str, allow_ops: Sequence[str] = ()) -> None:
     ops.UnsafeModuleError: the module holds an op that is not allowed (the
       message names it, where it sits and the fix), or does not parse.
   """
-  key = (metadata.sha256_file(ops.saved_model_proto_path(module_dir)), ops.allow_list_digest(),
-         tuple(sorted(set(allow_ops))))
+  key = (
+    metadata.sha256_file(ops.saved_model_proto_path(module_dir)),
+    ops.allow_list_digest(),
+    tuple(sorted(set(allow_ops))),
+  )
   with _LOCK:
     verdict = _VERDICTS.get(key)
   if verdict is None:
@@ -39,6 +42,8 @@ def ensure_safe(module_dir: str, allow_ops: Sequence[str] = ()) -> None:
     with _LOCK:
       _VERDICTS[key] = verdict
   if verdict:
-    raise ops.UnsafeModuleError(f"refusing to load {os.path.basename(module_dir)}: {verdict} "
-                                "To load it anyway, pass safe_mode=False (--unsafe on the "
-                                "command line).")
+    raise ops.UnsafeModuleError(
+      f"refusing to load {os.path.basename(module_dir)}: {verdict} "
+      "To load it anyway, pass safe_mode=False (--unsafe on the "
+      "command line)."
+    )
