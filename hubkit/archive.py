@@ -13,7 +13,6 @@ at the end of the disk).
 import contextlib
 import dataclasses
 import functools
-import gzip
 import hashlib
 import os
 import posixpath
@@ -21,8 +20,8 @@ import shutil
 import tarfile
 import tempfile
 from typing import Any, BinaryIO, Callable, Dict, List, Optional
-import zlib
 
+from hubkit import gzip_codec
 from hubkit import layout
 from hubkit.errors import ArchiveError, HubkitError, UsageError
 
@@ -161,8 +160,8 @@ def extract_module_archive(
 ) -> List[str]:
   """Extracts a module archive into an existing, empty directory.
 
-  The archive is read as a stream (tar mode "r|*": gzip-compressed or plain,
-  as tensorflow_hub accepts), so it may come straight from a network response.
+  The archive is read as a stream (gzip-compressed or plain tar, as
+  tensorflow_hub accepts), so it may come straight from a network response.
 
   Args:
     archive: path of the `.tar.gz` file, or its name (URL) when `fileobj`
@@ -193,7 +192,10 @@ def extract_module_archive(
     with contextlib.ExitStack() as stack:
       raw = fileobj if fileobj is not None else stack.enter_context(open(archive, "rb"))
       counter = _CountingReader(raw)
-      tar = stack.enter_context(tarfile.open(None, mode="r|*", fileobj=counter))
+      # The codec inflates (ISA-L where installed, in a background thread
+      # that overlaps reading the source with writing files here).
+      stream = stack.enter_context(contextlib.closing(gzip_codec.reader(counter)))
+      tar = stack.enter_context(tarfile.open(None, mode="r|", fileobj=stream))
       for member in tar:
         entries += 1
         if entries > limits.max_entries:
@@ -250,7 +252,7 @@ def extract_module_archive(
     raise
   except FileExistsError as e:
     raise _refuse(archive, os.path.relpath(e.filename, target_dir), "appears twice") from e
-  except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+  except (tarfile.TarError, *gzip_codec.errors()) as e:
     raise ArchiveError(
       f"{archive} does not appear to be a valid module archive ({e}); "
       "download it again or re-pack it with 'hubkit pack'."

@@ -208,8 +208,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run() -> None:
-  """Console-script entry point."""
-  sys.exit(main())
+  """Console-script entry point.
+
+  Everything the command writes is complete (atomic writes) when `main`
+  returns, so the process ends at once instead of tearing TensorFlow down,
+  which costs most of a second.
+  """
+  code = main()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  logging.flush()
+  os._exit(code)
 
 
 if __name__ == "__main__":

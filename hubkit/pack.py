@@ -7,11 +7,11 @@ header carries no name or time. Packing the same directory twice gives the
 same bytes, so an archive's sha256 identifies its content.
 """
 
-import gzip
 import os
 import tarfile
 from typing import BinaryIO, List, Mapping, Optional, Sequence, Tuple
 
+from hubkit import gzip_codec
 from hubkit import layout
 from hubkit import metadata
 from hubkit.atomic import atomic_file
@@ -78,9 +78,9 @@ def write_archive(module_dir: str, out: BinaryIO) -> None:
     {"/".join(f.split("/")[:i]) for f in files for i in range(1, f.count("/") + 1)}
   )
   total = sum(os.path.getsize(os.path.join(module_dir, f)) for f in files)
-  # mtime=0 and no filename keep the gzip header identical between runs.
+  # The codec's header has no name and time 0, so repacks are byte-identical.
   with (
-    gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz,
+    gzip_codec.writer(out) as gz,
     tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
     Progress(f"packing {os.path.basename(os.path.abspath(module_dir))}", total) as progress,
   ):
