@@ -11,10 +11,8 @@ Prints a table and writes JSON (default benchmarks/results/cache.json).
   python benchmarks/cache_benchmark.py [--megabytes=100] [--repeats=3]
 """
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -24,6 +22,7 @@ from absl import app
 from absl import flags
 
 import _report
+import _resolve_probe
 import hubkit
 
 FLAGS = flags.FLAGS
@@ -34,42 +33,6 @@ flags.DEFINE_string(
   os.path.join(os.path.dirname(__file__), "results", "cache.json"),
   "Where to write the JSON.",
 )
-
-# Runs in a fresh process: imports first, then measures only the resolve.
-_PROBE = """
-import json, os, resource, sys, time
-library, url = sys.argv[1], sys.argv[2]
-if library == "hubkit":
-  from hubkit import resolver
-  from hubkit.safety import ops
-  ops.parse  # the op scan reads TensorFlow's protos: import them before timing, as hub does
-  import tensorflow
-  resolve = resolver.resolve
-else:
-  import tensorflow_hub as hub
-  resolve = hub.resolve
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
-path = resolve(url)
-seconds = time.perf_counter() - start
-start = time.perf_counter()
-resolve(url)
-cached = time.perf_counter() - start
-growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-print(json.dumps({"seconds": seconds, "cached_seconds": cached, "rss_growth_kb": growth}))
-"""
-
-
-def _probe(library, url, cache_dir):
-  env = dict(os.environ, TFHUB_CACHE_DIR=cache_dir, TF_CPP_MIN_LOG_LEVEL="3")
-  out = subprocess.run(
-    [sys.executable, "-c", _PROBE, library, url],
-    env=env,
-    check=True,
-    capture_output=True,
-    text=True,
-  ).stdout
-  return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv):
@@ -93,7 +56,9 @@ def main(argv):
           print(
             f"resolving with {library} ({i + 1}/{FLAGS.repeats}) ...", file=sys.stderr, flush=True
           )
-          runs.append(_probe(library, url, os.path.join(workdir, f"cache_{library}_{i}")))
+          runs.append(
+            _resolve_probe.probe(library, url, os.path.join(workdir, f"cache_{library}_{i}"))
+          )
         seconds = statistics.median(r["seconds"] for r in runs)
         rows.append(
           {

@@ -22,6 +22,11 @@ CONSUMER_REQUIREMENTS = (
   "behavior.deterministic_inference",
 )
 _LEARNING_RATE = 0.01
+# Adam moves every weight by about its rate on the first step, whatever the
+# gradient's size, so a wide layer's output moves by rate x fan-in: a
+# fine-tuning rate (not a training-from-scratch one) keeps the descent steps
+# from overshooting, which would hide whether the loss can fall.
+_ADAM_RATE = 1e-3
 
 
 def _shifted_target(outputs: Any) -> List[tf.Tensor]:
@@ -194,7 +199,9 @@ def _probe_layer(ctx: Context, kind: str, layer_class: Any, keras_lib: Any) -> s
     model,
     ctx.obj,
     ctx.inputs,
-    lambda sgd: (keras_lib.optimizers.SGD if sgd else keras_lib.optimizers.Adam)(_LEARNING_RATE),
+    lambda sgd: (
+      keras_lib.optimizers.SGD(_LEARNING_RATE) if sgd else keras_lib.optimizers.Adam(_ADAM_RATE)
+    ),
     frozen_loss,
   )
 
