@@ -49,6 +49,10 @@ COMMANDS = {
   ),
 }
 
+# Commands that never touch TensorFlow: the CLI does not start it for them,
+# so they cost a Python start, not a TensorFlow one.
+_WITHOUT_TENSORFLOW = frozenset({"pack", "validate-card", "publish", "serve", "cache"})
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -174,8 +178,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_hide_library_info)
   # A command may define logical_cpus() -> Optional[int] (None: do not
-  # start TensorFlow here); the default is one device, untouched.
-  logical_cpus = getattr(command, "logical_cpus", lambda: 1)()
+  # start TensorFlow here); the default is one device, untouched, or none
+  # for the commands that never use TensorFlow.
+  default = None if name in _WITHOUT_TENSORFLOW else 1
+  logical_cpus = getattr(command, "logical_cpus", lambda: default)()
   if logical_cpus is not None:
     start_tensorflow(logical_cpus)
   try:
