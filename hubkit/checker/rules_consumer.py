@@ -3,7 +3,7 @@
 import functools
 import os
 import tempfile
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -175,10 +175,21 @@ def check_hub_keras_layer(ctx: Context):
   import tensorflow_hub as hub
   import tf_keras
 
-  return _probe_layer(ctx, "hub.KerasLayer", hub.KerasLayer, tf_keras)
+  # tf_keras XLA-compiles its optimizers' updates by default; that compiles
+  # only the optimizer's own ops on the variables, nothing of the module, so
+  # the probe skips it (seconds on a large module, no verdict changes).
+  return _probe_layer(
+    ctx, "hub.KerasLayer", hub.KerasLayer, tf_keras, optimizer_options={"jit_compile": False}
+  )
 
 
-def _probe_layer(ctx: Context, kind: str, layer_class: Any, keras_lib: Any) -> str:
+def _probe_layer(
+  ctx: Context,
+  kind: str,
+  layer_class: Any,
+  keras_lib: Any,
+  optimizer_options: Optional[Dict[str, Any]] = None,
+) -> str:
   """Loads the module into one layer, judges it frozen, then fine-tuning.
 
   One load serves both: `trainable` is mutable on hub.KerasLayer and
@@ -200,7 +211,9 @@ def _probe_layer(ctx: Context, kind: str, layer_class: Any, keras_lib: Any) -> s
     ctx.obj,
     ctx.inputs,
     lambda sgd: (
-      keras_lib.optimizers.SGD(_LEARNING_RATE) if sgd else keras_lib.optimizers.Adam(_ADAM_RATE)
+      keras_lib.optimizers.SGD(_LEARNING_RATE, **(optimizer_options or {}))
+      if sgd
+      else keras_lib.optimizers.Adam(_ADAM_RATE, **(optimizer_options or {}))
     ),
     frozen_loss,
   )
