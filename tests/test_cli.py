@@ -50,3 +50,33 @@ def test_console_entry_point_runs():
   )
   assert proc.returncode == 0, proc.stderr
   assert "export-keras" in proc.stdout
+
+
+def test_check_shows_each_rule_live_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+  from hubkit import modules
+
+  module = modules.export_module("mul", str(tmp_path / "mul"), config={"dim": 2})
+  (tmp_path / "mul" / "notes.txt").write_text("stray")  # fails a static rule: fast
+  assert cli.main(["hubkit", "check", module]) == 1
+  piped = capsys.readouterr()
+  assert "layout.saved_model" in piped.out and "layout.saved_model" not in piped.err
+  monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+  assert cli.main(["hubkit", "check", module]) == 1
+  live = capsys.readouterr()
+  lines = [l for l in live.err.splitlines() if l.startswith("  ")]
+  assert lines[0].split()[:2] == ["layout.saved_model", "fail"] and lines[0].endswith(" s")
+  assert any(l.split()[:2] == ["consumer.keras3_layer", "skip"] for l in lines)
+  assert live.out == piped.out  # the final table is the same either way
+
+
+def test_pack_never_starts_tensorflow(tmp_path):
+  from hubkit import modules
+
+  module = modules.export_module("mul", str(tmp_path / "mul"), config={"dim": 2})
+  script = (
+    "import sys; from hubkit import cli; "
+    f"code = cli.main(['hubkit', 'pack', {module!r}, '--output={tmp_path / 'm.tar.gz'}']); "
+    "print(code, 'tensorflow' in sys.modules)"
+  )
+  out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+  assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr
