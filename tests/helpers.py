@@ -77,3 +77,15 @@ def cli_error(capsys, argv: Sequence[str], code: int = 2) -> str:
   command = argv[0] if argv and argv[0] in cli.COMMANDS else None
   assert err.startswith(f"hubkit {command}: error:" if command else "hubkit: error:"), err
   return err
+
+
+def vocabulary_table(path: str) -> tf.lookup.StaticHashTable:
+  """A word -> line-number table read from a vocabulary file (-1 if absent)."""
+  initializer = tf.lookup.TextFileInitializer(
+    path,
+    tf.string,
+    tf.lookup.TextFileIndex.WHOLE_LINE,
+    tf.int64,
+    tf.lookup.TextFileIndex.LINE_NUMBER,
+  )
+  return tf.lookup.StaticHashTable(initializer, -1)

@@ -224,16 +224,7 @@ def test_vocabulary_path_in_a_shared_name_is_a_warning_not_a_failure(tmp_path):
   vocabulary = tmp_path / "vocab.txt"
   vocabulary.write_text("hello\nworld\n")
   obj = tf.train.Checkpoint()
-  obj.table = tf.lookup.StaticHashTable(
-    tf.lookup.TextFileInitializer(
-      str(vocabulary),
-      tf.string,
-      tf.lookup.TextFileIndex.WHOLE_LINE,
-      tf.int64,
-      tf.lookup.TextFileIndex.LINE_NUMBER,
-    ),
-    -1,
-  )
+  obj.table = helpers.vocabulary_table(str(vocabulary))
   obj.embeddings = tf.Variable(tf.ones([3, 2]))
   obj.variables, obj.trainable_variables = [obj.embeddings], [obj.embeddings]
   obj.regularization_losses = []

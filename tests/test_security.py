@@ -117,16 +117,7 @@ def test_reading_own_assets_is_allowed(tmp_path):
   obj = tf.train.Checkpoint()
   obj.asset = tf.saved_model.Asset(str(vocabulary))
   # Given a path, TextFileInitializer tracks the file as an asset itself.
-  obj.table = tf.lookup.StaticHashTable(
-    tf.lookup.TextFileInitializer(
-      str(vocabulary),
-      tf.string,
-      tf.lookup.TextFileIndex.WHOLE_LINE,
-      tf.int64,
-      tf.lookup.TextFileIndex.LINE_NUMBER,
-    ),
-    -1,
-  )
+  obj.table = helpers.vocabulary_table(str(vocabulary))
   obj.__call__ = tf.function(
     lambda x: (
       obj.table.lookup(x) + tf.cast(tf.strings.length(tf.io.read_file(obj.asset)), tf.int64)
