@@ -89,9 +89,9 @@ def fine_tune_probe(
   # the costly part of a step on a large module) then runs the descent in
   # inference mode, so neither dropout noise nor momentum from the first
   # step can hide whether the loss falls.
-  optimizer = None
   for step in range(_STEPS):
-    optimizer = make_optimizer(sgd=step == 0) if step < 2 else optimizer
+    if step < 2:
+      optimizer = make_optimizer(sgd=step == 0)
     with tf.GradientTape() as tape:
       outputs = model(inputs, training=step == 0)
       loss = _loss(outputs, targets, model.losses)
