@@ -3,7 +3,7 @@
 Both train the same module (hubkit.KerasLayer in Keras 3) with the same new
 head, optimizer, batch size, validation data and epochs; a callback times the
 training loop only (not loading or exporting). hubkit's loop also writes a
-resumable checkpoint every epoch (Keras's BackupAndRestore); the time of
+resumable checkpoint every epoch (hubkit.training_state); the time of
 each of those writes is measured inside hubkit's own runs.
 Runs alternate; medians are reported.
 
@@ -29,6 +29,7 @@ import tensorflow as tf
 import _report
 import hubkit
 from hubkit import finetune
+from hubkit import training_state
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Alternating runs per side.", lower_bound=1)
@@ -54,18 +55,18 @@ class _Timer(keras.callbacks.Callback):
 
 
 class _CheckpointTimes:
-  """Times every checkpoint hubkit finetune's BackupAndRestore writes."""
+  """Times every checkpoint hubkit finetune writes."""
 
   def __init__(self):
     self.ms = []
-    times, original = self.ms, keras.callbacks.BackupAndRestore.on_epoch_end
+    times, original = self.ms, training_state.EpochBackup.save
 
-    def timed(callback, epoch, logs=None):
+    def timed(backup, model, epoch):
       start = time.perf_counter()
-      original(callback, epoch, logs)
+      original(backup, model, epoch)
       times.append(1000 * (time.perf_counter() - start))
 
-    keras.callbacks.BackupAndRestore.on_epoch_end = timed
+    training_state.EpochBackup.save = timed
 
 
 def _hand_written(module, x, y, timer):

@@ -30,6 +30,7 @@ import tensorflow as tf
 from hubkit import resolver
 from hubkit import interface
 from hubkit import reexport
+from hubkit import training_state
 from hubkit.atomic import check_parent_writable
 from hubkit.errors import HubkitError, UsageError
 
@@ -441,13 +442,6 @@ def finetune(
     # Every worker saves its own training state, beside the chief's.
     task = _cluster_task()[1]
     backup_dir = os.path.join(backup_dir, f"{task.get('type')}-{task.get('index', 0)}")
-  resumed_from = 0
-  state_file = os.path.join(backup_dir, "training_metadata.json")
-  if os.path.exists(state_file):
-    with open(state_file, encoding="utf-8") as f:
-      resumed_from = int(json.load(f).get("epoch", 0))
-    logging.info("resuming from the checkpoint after epoch %d in %s", resumed_from, backup_dir)
-
   with distribution.scope():
     if keras_version == "3":
       import keras
@@ -478,9 +472,13 @@ def finetune(
       metrics=metrics,
       steps_per_execution=_STEPS_PER_EXECUTION,
     )
+    backup = training_state.EpochBackup(lib, backup_dir)
+    resumed_from = backup.restore(model)
+  if resumed_from:
+    logging.info("resuming from the checkpoint after epoch %d in %s", resumed_from, backup_dir)
 
   callbacks = [
-    lib.callbacks.BackupAndRestore(backup_dir),
+    backup.callback(),
     lib.callbacks.TerminateOnNaN(),
     lib.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
     *callbacks,
@@ -491,6 +489,7 @@ def finetune(
     _dataset(train, batch_size),
     validation_data=_dataset(validation, batch_size),
     epochs=epochs,
+    initial_epoch=resumed_from,
     callbacks=callbacks,
     shuffle=False,
     verbose=verbose,

@@ -15,8 +15,10 @@ import tensorflow as tf
 import helpers
 import hubkit
 from hubkit import datasets
+from hubkit import atomic
 from hubkit import finetune
 from hubkit import modules
+from hubkit import training_state
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +157,106 @@ def test_cli_errors_are_one_line(setup, tmp_path, capsys):
     assert message in helpers.cli_error(capsys, argv[1:])
 
 
+class _Killed(BaseException):
+  """Stands for a kill: nothing after the point where it is raised runs."""
+
+
+def _dies_in_epoch(original, epoch_to_die, state):
+  def save_weights(model, path, *args, **kwargs):
+    state["epoch"] = state.get("epoch", 0) + 1
+    original(model, path, *args, **kwargs)
+    if state["epoch"] == epoch_to_die:
+      # Half of every file written so far, as a kill during the write leaves it.
+      for name in os.listdir(os.path.dirname(path)):
+        file = os.path.join(os.path.dirname(path), name)
+        with open(file, "r+b") as f:
+          f.truncate(os.path.getsize(file) // 2)
+      raise _Killed()
+
+  return save_weights
+
+
+@pytest.fixture(scope="module")
+def four_epochs(setup, tmp_path_factory):
+  straight = {}
+  for keras_version in ("3", "2"):
+    straight[keras_version] = finetune.finetune(
+      setup["module"],
+      setup["data"],
+      "classification:10",
+      str(tmp_path_factory.mktemp("straight") / keras_version),
+      epochs=4,
+      keras_version=keras_version,
+      patience=100,
+      verbose=0,
+    ).export_dir
+  return straight
+
+
+@pytest.mark.parametrize(
+  "keras_version, dies_in", [("3", "weights"), ("3", "state"), ("2", "weights")]
+)
+def test_a_run_killed_while_saving_resumes_from_the_last_complete_epoch(
+  setup, tmp_path, monkeypatch, four_epochs, keras_version, dies_in
+):
+  lib = pytest.importorskip("keras" if keras_version == "3" else "tf_keras")
+  with monkeypatch.context() as patch:
+    if dies_in == "weights":
+      patch.setattr(lib.Model, "save_weights", _dies_in_epoch(lib.Model.save_weights, 3, {}))
+    else:
+      written = []
+      original = atomic.atomic_file
+
+      def dies_naming_epoch_3(path, *args, **kwargs):
+        written.append(path)
+        if len(written) == 3:
+          raise _Killed()
+        return original(path, *args, **kwargs)
+
+      patch.setattr(atomic, "atomic_file", dies_naming_epoch_3)
+    with pytest.raises(_Killed):
+      finetune.finetune(
+        setup["module"],
+        setup["data"],
+        "classification:10",
+        str(tmp_path / "run"),
+        epochs=4,
+        keras_version=keras_version,
+        patience=100,
+        verbose=0,
+      )
+  assert not os.path.exists(tmp_path / "run")
+  resumed = finetune.finetune(
+    setup["module"],
+    setup["data"],
+    "classification:10",
+    str(tmp_path / "run"),
+    epochs=4,
+    keras_version=keras_version,
+    patience=100,
+    verbose=0,
+  )
+  assert resumed.resumed_from_epoch == 2 and resumed.epochs_run == 2
+  assert not os.path.exists(tmp_path / "run.checkpoint") or not any(
+    files for _, _, files in os.walk(tmp_path / "run.checkpoint")
+  )
+  x = np.load(setup["data"])["x"][:20]
+  np.testing.assert_allclose(
+    _outputs(resumed.export_dir, x), _outputs(four_epochs[keras_version], x), rtol=1e-4, atol=1e-5
+  )
+
+
+def test_an_unreadable_training_state_is_refused_with_the_fix(setup, tmp_path):
+  backup = training_state.EpochBackup(pytest.importorskip("keras"), str(tmp_path / "state"))
+  os.makedirs(tmp_path / "state")
+  (tmp_path / "state" / "state.json").write_text('{"epoch": ')
+  with pytest.raises(hubkit.UsageError, match=r"cannot read the training state .* remove"):
+    backup.saved_epoch()
+  (tmp_path / "state" / "state.json").write_text('{"epoch": 2}')
+  with pytest.raises(hubkit.UsageError, match="names epoch 2, which is missing"):
+    backup.saved_epoch()
+
+
 def _command(setup, export_dir, epochs, extra=()):
   return [
     sys.executable,
@@ -186,7 +288,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(setup, tmp_pat
       os.path.join(d, f)
       for d, _, files in os.walk(f"{interrupted}.checkpoint")
       for f in files
-      if f == "training_metadata.json"
+      if f == "state.json"
     ]
     if found:
       with open(found[0]) as f:
