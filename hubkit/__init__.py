@@ -23,6 +23,7 @@ _PUBLIC = {
   "KerasLayer": "hubkit.keras_layer",
   "check_module": "hubkit.checker",
   "module_info": "hubkit.info",
+  "diff_modules": "hubkit.diff",
   "pack_module": "hubkit.pack",
   "validate_card": "hubkit.card",
   "publish_module": "hubkit.hosting",

@@ -10,7 +10,7 @@ once, allowed values, and exactly one asset-path ending in `.tar.gz`.
 import json
 import os
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from hubkit.errors import UsageError
 
@@ -100,6 +100,7 @@ def render_card(
   model_format: str = "saved_model_2",
   extra: Optional[Mapping[str, Iterable[str]]] = None,
   record: Optional[Mapping[str, Any]] = None,
+  changes: Sequence[str] = (),
 ) -> str:
   """Returns a tfhub.dev markdown card.
 
@@ -113,6 +114,8 @@ def render_card(
     extra: optional metadata (network-architecture, dataset, language,
       license, colab), each a list of values.
     record: the module's hubkit.json, used for the details section.
+    changes: lines for a "Changes" section (what `hubkit diff` found against
+      the previous version).
   """
   parse_handle(handle)
   lines = [f"# Module {handle}", " ".join(description.split()), ""]
@@ -135,6 +138,8 @@ def render_card(
       f"{record.get('tensorflow_version')}",
       "",
     ]
+  if changes:
+    lines += ["## Changes", "", *(f"* {line}" for line in changes), ""]
   lines += [
     "## Usage",
     "",
@@ -255,6 +260,7 @@ def write_card_files(
   model_format: str = "saved_model_2",
   extra: Optional[Mapping[str, Iterable[str]]] = None,
   card_name: str = "README.md",
+  changes: Sequence[str] = (),
 ) -> Tuple[str, str]:
   """Writes the markdown card and model-instance-metadata.json into `directory`.
 
@@ -268,7 +274,7 @@ def write_card_files(
 
   task, fine_tunable = card_options_from(record, task, fine_tunable)
   text = render_card(
-    handle, description, asset_path, task, fine_tunable, model_format, extra, record
+    handle, description, asset_path, task, fine_tunable, model_format, extra, record, changes
   )
   problems = validate_card_text(text)
   if problems:

@@ -38,6 +38,10 @@ COMMANDS = {
     "info",
     "Show a module's inputs, outputs, variables, signatures, provenance and last check.",
   ),
+  "diff": (
+    "diff",
+    "Compare two versions of a module; exit 1 when NEW would break consumers of OLD.",
+  ),
   "pack": ("pack", "Pack a module into a deterministic hosting-protocol .tar.gz with its card."),
   "validate-card": ("validate_card", "Validate a tfhub.dev markdown card."),
   "publish": ("publish", "Pack and publish a module into a local registry root."),

@@ -6,6 +6,7 @@ Layout on disk, one folder per published version:
     ROOT/<publisher>/<name>/<version>/module.tar.gz.sha256          (its digest, sha256sum format)
     ROOT/<publisher>/<name>/<version>/README.md                     (tfhub.dev card)
     ROOT/<publisher>/<name>/<version>/model-instance-metadata.json  (Kaggle)
+    ROOT/<publisher>/<name>/<version>/diff.json                     (vs. the previous version)
 
 `GET /<publisher>/<name>/<version>?tf-hub-format=compressed` streams the
 archive (Content-Length, ETag = quoted sha256), `HEAD` answers the same
@@ -23,6 +24,7 @@ and only regular files inside the root are served.
 import collections
 import contextlib
 import http.server
+import json
 import os
 import re
 import shutil
@@ -31,13 +33,13 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Sequence
 import urllib.parse
 
 from absl import logging
 
 from hubkit import card as card_lib
-from hubkit.atomic import as_if_created
+from hubkit.atomic import as_if_created, atomic_file
 from hubkit import metadata
 from hubkit import pack
 from hubkit.errors import UsageError
@@ -45,6 +47,7 @@ from hubkit.errors import UsageError
 ARCHIVE_NAME = "module.tar.gz"
 DIGEST_NAME = ARCHIVE_NAME + ".sha256"
 CARD_NAME = "README.md"
+DIFF_NAME = "diff.json"  # what changed since the previous version
 # Seconds a connection may stay idle (or a client take to send a request).
 CONNECTION_TIMEOUT_SECONDS = 30
 MAX_CONNECTIONS = 64
@@ -65,8 +68,15 @@ def publish_module(
   fine_tunable: Optional[bool] = None,
   model_format: str = "saved_model_2",
   extra=None,
+  allow_breaking: bool = False,
+  allow_ops: Sequence[str] = (),
 ) -> str:
   """Packs a module and places it in a registry root under `handle`.
+
+  When an earlier version of the same publisher/name is in the root, the
+  module is compared with the latest one (`hubkit.diff_modules`): a
+  breaking change is refused unless `allow_breaking`, and the comparison is
+  written beside the archive (`diff.json`) and summed up in the card.
 
   Args:
     module_dir: the SavedModel directory (must pass layout.saved_model).
@@ -76,13 +86,16 @@ def publish_module(
       module's metadata).
     task, fine_tunable, model_format, extra: card metadata (see
       hubkit.card.render_card); task and fine_tunable default from hubkit.json.
+    allow_breaking: publish even if consumers of the previous version break.
+    allow_ops: op types you reviewed, for the scan before the comparison.
 
   Returns:
     The path of the published archive.
 
   Raises:
-    UsageError: a bad handle, a module failing layout.saved_model, or the
-      handle already published with different content.
+    UsageError: a bad handle, a module failing layout.saved_model, the
+      handle already published with different content, or a breaking change
+      from the previous version without `allow_breaking`.
   """
   publisher, name, version = card_lib.parse_handle(handle)
   target = os.path.join(root, publisher, name, version)
@@ -109,6 +122,7 @@ def publish_module(
         "are immutable; publish a new version (e.g. "
         f"{publisher}/{name}/{int(version) + 1})."
       )
+    changes = _compare_with_previous(root, handle, module_dir, staging, allow_breaking, allow_ops)
     record = metadata.read_metadata(module_dir)
     card_lib.write_card_files(
       staging,
@@ -121,6 +135,7 @@ def publish_module(
       model_format=model_format,
       extra=extra,
       card_name=CARD_NAME,
+      changes=changes,
     )
     as_if_created(staging, is_dir=True)
     try:
@@ -139,6 +154,53 @@ def publish_module(
           os.rmdir(folder)
         except OSError:
           break
+
+
+def _previous_version(root: str, handle: str) -> Optional[str]:
+  """The latest published version below `handle`'s, as a handle, or None."""
+  publisher, name, version = card_lib.parse_handle(handle)
+  folder = os.path.join(root, publisher, name)
+  earlier = [
+    int(v)
+    for v in (os.listdir(folder) if os.path.isdir(folder) else [])
+    if v.isdigit()
+    and int(v) < int(version)
+    and os.path.isfile(os.path.join(folder, v, ARCHIVE_NAME))
+  ]
+  return f"{publisher}/{name}/{max(earlier)}" if earlier else None
+
+
+def _compare_with_previous(
+  root: str,
+  handle: str,
+  module_dir: str,
+  staging: str,
+  allow_breaking: bool,
+  allow_ops: Sequence[str],
+) -> List[str]:
+  """Diffs the module against the previous version; returns the card lines."""
+  previous = _previous_version(root, handle)
+  if previous is None:
+    return []
+  from hubkit import diff
+
+  result = diff.diff_modules(
+    os.path.join(root, previous, ARCHIVE_NAME), module_dir, allow_ops=allow_ops
+  )
+  if result.breaking and not allow_breaking:
+    breaking = "; ".join(
+      f"{c.area}: {c.detail}" for c in result.changes if c.severity == diff.BREAKING
+    )
+    raise UsageError(
+      f"{handle} would break consumers of {previous} ({breaking}); fix the module, "
+      f"publish it under a new name, or pass `allow_breaking` (see 'hubkit diff')."
+    )
+  record = dict(result.as_dict(), old=previous, new=handle)
+  with atomic_file(os.path.join(staging, DIFF_NAME), "w") as f:
+    json.dump(record, f, indent=1)
+  return [f"Against {previous}: {result.summary()}."] + [
+    f"{c.severity}: {c.area}: {c.detail}" for c in result.changes
+  ]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -1,6 +1,8 @@
 """Packs a module and publishes it into a local registry root as
 publisher/name/version (with its card and Kaggle metadata). Handles are
-immutable: publishing a version again with other content is refused.
+immutable: publishing a version again with other content is refused, and a
+version that would break consumers of the previous one (see 'hubkit diff') is
+refused unless --allow_breaking.
 
 Example:
   hubkit publish /tmp/features --root=/srv/modules --handle=me/features/1
@@ -16,6 +18,15 @@ from hubkit.commands import _common
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("root", None, "The registry root folder.", flag_values=FLAGS)
 flags.DEFINE_string("handle", None, "publisher/name/version.", flag_values=FLAGS)
+flags.DEFINE_bool(
+  "allow_breaking",
+  False,
+  "Publish even if 'hubkit diff' finds changes that break consumers of the previous version.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_list(
+  "allow_ops", [], "Op types you reviewed, for the scan before the comparison.", flag_values=FLAGS
+)
 _card_flags.define(FLAGS)
 
 
@@ -33,6 +44,8 @@ def main(args: List[str]) -> int:
     fine_tunable=_card_flags.fine_tunable(FLAGS),
     model_format=FLAGS.format,
     extra=_card_flags.extra(FLAGS),
+    allow_breaking=FLAGS.allow_breaking,
+    allow_ops=FLAGS.allow_ops,
   )
   print(f"published {handle} at {path}")
   return 0

@@ -1,0 +1,62 @@
+"""Compares two versions of a module: can NEW replace OLD for its consumers?
+
+Lists every difference in inputs, outputs, arguments (`training` included),
+signatures, variables, regularization losses, assets and required ops, each
+marked breaking or compatible, and the drift of the outputs on the same
+inputs. Exits 0 when NEW is a compatible replacement, 1 when it breaks
+consumers of OLD.
+
+Example:
+  hubkit diff /tmp/mlp_v1 /tmp/mlp_v2
+  hubkit diff http://127.0.0.1:8765/hubkit/mlp/1 /tmp/mlp_v2 --json
+"""
+
+import json
+from typing import List
+
+from absl import flags
+
+from hubkit.errors import UsageError
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_bool("json", False, "Print the comparison as JSON.", flag_values=FLAGS)
+flags.DEFINE_string(
+  "inputs",
+  None,
+  "An .npz of inputs to compare outputs on (key 'inputs' for one tensor); "
+  "default: sample inputs made from OLD's input signature.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_float(
+  "tolerance",
+  1e-5,
+  "Relative output drift still counted as the same outputs.",
+  lower_bound=0.0,
+  flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+  "unsafe", False, "Load without the op scan (only modules you trust).", flag_values=FLAGS
+)
+flags.DEFINE_list(
+  "allow_ops", [], "Op types you reviewed and allow beyond the allow-list.", flag_values=FLAGS
+)
+
+
+def main(args: List[str]) -> int:
+  if len(args) != 2:
+    raise UsageError(
+      f"'hubkit diff' takes two module handles, OLD and NEW; got {len(args)} "
+      f"({' '.join(args) or 'none'})."
+    )
+  from hubkit import diff
+
+  result = diff.diff_modules(
+    args[0],
+    args[1],
+    inputs=FLAGS.inputs,
+    tolerance=FLAGS.tolerance,
+    safe_mode=not FLAGS.unsafe,
+    allow_ops=FLAGS.allow_ops,
+  )
+  print(json.dumps(result.as_dict(), indent=1) if FLAGS.json else result.format())
+  return 1 if result.breaking else 0
