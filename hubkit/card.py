@@ -136,8 +136,10 @@ def render_card(
       f"* Parameters: {record.get('num_parameters', 'unknown')}",
       f"* Exported with hubkit {record.get('hubkit_version')} and TensorFlow "
       f"{record.get('tensorflow_version')}",
-      "",
     ]
+    for package, names in (record.get("op_packages") or {}).items():
+      lines.append(f"* Needs `{package}` for ops beyond core TensorFlow: {', '.join(names)}")
+    lines.append("")
   if changes:
     lines += ["## Changes", "", *(f"* {line}" for line in changes), ""]
   lines += [

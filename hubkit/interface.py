@@ -177,9 +177,11 @@ def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
     takes_training, required_arguments, num_variables,
     num_trainable_variables, num_parameters, variable_bytes,
     num_regularization_losses, signatures (name -> inputs / outputs) and,
-    with `module_dir`, custom_ops (op types core TensorFlow does not define).
+    with `module_dir`, custom_ops (op types core TensorFlow does not define)
+    and op_packages (the pip package providing them -> their names).
   """
   from hubkit import metadata
+  from hubkit import op_packages
 
   variables = list(getattr(obj, "variables", []) or [])
   trainable = list(getattr(obj, "trainable_variables", []) or [])
@@ -210,6 +212,7 @@ def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
     proto = _saved_model_proto(module_dir)
     record["signatures"] = saved_signatures(proto)
     record["custom_ops"] = custom_ops(proto)
+    record["op_packages"] = op_packages.packages_for(record["custom_ops"])
   return record
 
 
@@ -257,7 +260,11 @@ def custom_ops(proto: Any) -> List[str]:
       used.update(node.op for node in function.node_def)
     library = {f.signature.name for f in meta_graph.graph_def.library.function}
     used -= library
-  return sorted(op for op in used if op_def_registry.get(op) is None)
+  from hubkit import op_packages
+
+  # An op of a known add-on package counts even where that package happens
+  # to be imported (and so registered) in this process.
+  return sorted(op for op in used if op_def_registry.get(op) is None or op_packages.package_for(op))
 
 
 def _signatures(obj: Any) -> Dict[str, Any]:

@@ -92,7 +92,13 @@ class ReusableModule(tf.train.Checkpoint):
     input_signatures: a sequence of input structures, each a `tf.TensorSpec`
       or a list/dict nest of them, with an undefined (None) batch dimension.
       `__call__` is traced for each of them and both values of `training`.
+
+  Attributes:
+    OUTPUT_NAME: the `serving_default` output name of a single-tensor
+      output; subclasses name it after what it is ("embedding", ...).
   """
+
+  OUTPUT_NAME = "outputs"
 
   def __init__(self, input_signatures: Sequence[Any]):
     super().__init__()
@@ -210,8 +216,9 @@ class ReusableModule(tf.train.Checkpoint):
     """Returns the `serving_default` concrete function (inference mode).
 
     The first input signature is used. Inputs are named after their position
-    in the input nest; a dict of tensors is returned as it is, any other
-    output structure flattened as {"output_0": ..., "output_1": ...}.
+    in the input nest; a dict of tensors is returned as it is, a single
+    tensor as {OUTPUT_NAME: tensor} (so that serving clients see what it
+    is), any other output structure flattened as {"output_0": ..., ...}.
     """
     signature = self._hubkit_signatures[0]
     flat_specs = _named_flat_specs(signature)
@@ -223,6 +230,8 @@ class ReusableModule(tf.train.Checkpoint):
       )
       if isinstance(outputs, Mapping) and all(tf.is_tensor(v) for v in outputs.values()):
         return outputs
+      if tf.is_tensor(outputs):
+        return {self.OUTPUT_NAME: outputs}
       return {f"output_{i}": t for i, t in enumerate(tf.nest.flatten(outputs))}
 
     return serve.get_concrete_function()

@@ -34,6 +34,8 @@ class ImageFeatureVector(ReusableModule):
     seed: initialisation seed.
   """
 
+  OUTPUT_NAME = "feature_vector"
+
   def __init__(
     self, filters: Sequence[int] = (16, 32), num_features: int = 32, l2: float = 1e-4, seed: int = 0
   ):

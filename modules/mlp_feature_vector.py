@@ -33,6 +33,8 @@ class MlpFeatureVector(ReusableModule):
     seed: initialisation seed.
   """
 
+  OUTPUT_NAME = "feature_vector"
+
   def __init__(
     self,
     input_dim: int = 64,

@@ -69,6 +69,8 @@ class TextEmbedding(ReusableModule):
     seed: initialisation seed.
   """
 
+  OUTPUT_NAME = "embedding"
+
   def __init__(
     self,
     vocabulary: Union[str, Sequence[str], None] = None,

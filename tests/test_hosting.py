@@ -1,6 +1,7 @@
 """Tests for hubkit publish and the registry server (a real HTTP server on 127.0.0.1)."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -54,8 +55,20 @@ def test_publish_layout_and_immutability(published, capsys):
   )
   assert "must be publisher/name/version" in capsys.readouterr().err
   assert (
-    cli.main(["hubkit", "publish", published["other"], f"--root={root}", "--handle=me/mul/2"]) == 0
+    cli.main(
+      [
+        "hubkit",
+        "publish",
+        published["other"],
+        f"--root={root}",
+        "--handle=me/mul/2",
+        "--allow_breaking",  # dim 2 -> 3 breaks consumers of version 1
+      ]
+    )
+    == 0
   )
+  with open(os.path.join(root, "me", "mul", "2", "diff.json")) as f:
+    assert json.load(f)["breaking"] is True
   assert not [n for n in os.listdir(os.path.join(root, "me", "mul")) if n.endswith(".tmp")]
 
 

@@ -242,13 +242,13 @@ def test_assets_and_string_inputs(handles):
 
 def test_signatures_and_output_keys(handles):
   x = _x(3)
-  layer = hubkit.KerasLayer(handles["frozen"], signature="serving_default", output_key="output_0")
+  layer = hubkit.KerasLayer(handles["frozen"], signature="serving_default", output_key="outputs")
   np.testing.assert_allclose(layer(x), x * [1.0, 2.0, 3.0] * 2.0, rtol=1e-6)
   as_dict = hubkit.KerasLayer(
     handles["frozen"], signature="serving_default", signature_outputs_as_dict=True
   )
-  assert set(as_dict(x)) == {"output_0"}
-  keyed = hubkit.KerasLayer(handles["frozen"], signature="serving_default", output_key="output_0")
+  assert set(as_dict(x)) == {"outputs"}
+  keyed = hubkit.KerasLayer(handles["frozen"], signature="serving_default", output_key="outputs")
   np.testing.assert_allclose(keyed(x), layer(x))
   assert [float(l) for l in layer.losses] == [0.0]
 
@@ -256,7 +256,7 @@ def test_signatures_and_output_keys(handles):
 def test_error_cases(handles):
   # hub.KerasLayer raises when the layer is called: `trainable` may change.
   trainable = hubkit.KerasLayer(
-    handles["frozen"], signature="serving_default", output_key="output_0", trainable=True
+    handles["frozen"], signature="serving_default", output_key="outputs", trainable=True
   )
   with pytest.raises(ValueError, match="unsupported when calling a SavedModel signature"):
     trainable(_x(3))

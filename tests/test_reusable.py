@@ -63,7 +63,7 @@ def test_export_interface_and_serving_signature(scale_export):
   assert obj.trainable_variables[0].trainable
   assert float(obj.regularization_losses[0]()) == pytest.approx(0.05)
   out = obj.signatures["serving_default"](inputs=tf.constant([[2.0, 0.0]]))
-  np.testing.assert_allclose(out["output_0"].numpy(), [[2.5, 0.5]])
+  np.testing.assert_allclose(out["outputs"].numpy(), [[2.5, 0.5]])
 
 
 def test_export_metadata_and_layout(scale_export):

@@ -7,6 +7,7 @@ families (and with them TensorFlow) are imported on first use, so that a
 check can start its confined child process first and both start up at once.
 """
 
+import dataclasses
 import importlib
 import os
 import time
@@ -18,7 +19,7 @@ from hubkit import handles
 from hubkit import resolver
 from hubkit.checker import rule_table
 from hubkit.checker.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
-from hubkit.errors import NotFoundError
+from hubkit.errors import NotFoundError, UsageError
 from hubkit.safety import child
 from hubkit.version import __version__
 
@@ -31,14 +32,18 @@ _RULE_FAMILIES = (
   "rules_interface",
   "rules_behavior",
   "rules_consumer",
+  "rules_serving",
 )
+# Rule families whose warnings a user may ask to count as failures.
+REQUIRABLE = ("serving",)
 
 
 def rules() -> List[rule_table.Rule]:
-  """Every rule, in order (importing the rule families on first use)."""
+  """Every rule, in the order they run: static rules first, then family order
+  (importing the rule families on first use)."""
   for family in _RULE_FAMILIES:
     importlib.import_module(f"hubkit.checker.{family}")
-  return list(rule_table.RULES)
+  return sorted(rule_table.RULES, key=lambda r: not r.static)
 
 
 def __getattr__(name: str):
@@ -115,6 +120,7 @@ def check_module(
   unconfined: bool = False,
   timeout: float = DEFAULT_TIMEOUT_SECONDS,
   on_result: Optional[Callable[[CheckResult, float], None]] = None,
+  require: Sequence[str] = (),
 ) -> Report:
   """Checks a module against every rule.
 
@@ -135,6 +141,8 @@ def check_module(
       (only for modules you trust, or where confinement is unavailable).
     timeout: seconds the confined dynamic rules may take in all.
     on_result: called with each rule's result and seconds as it finishes.
+    require: rule families (of REQUIRABLE, e.g. "serving") whose warnings
+      count as failures.
 
   Returns:
     A Report; `report.conforms` is False when any rule failed or the
@@ -152,10 +160,35 @@ def check_module(
     )
   if inputs and not os.path.isfile(inputs):
     raise NotFoundError(f"`inputs` file {inputs} does not exist; pass a .npz of test inputs.")
+  unknown = sorted(set(require) - set(REQUIRABLE))
+  if unknown:
+    raise UsageError(
+      f"`require`={','.join(unknown)} is not a rule family that can be required; "
+      f"valid: {', '.join(REQUIRABLE)}."
+    )
+  strict = _Strict(require, on_result)
   with resolver.local_module(path) as module_dir:
     return _check_local(
-      module_dir, path, reference, inputs, tolerance, allow_ops, unconfined, timeout, on_result
+      module_dir, path, reference, inputs, tolerance, allow_ops, unconfined, timeout, strict
     )
+
+
+class _Strict:
+  """Turns the warnings of required rule families into failures, before
+  anyone (the live display, the report) sees them."""
+
+  def __init__(self, families: Sequence[str], on_result):
+    self._prefixes = tuple(f"{f}." for f in families)
+    self._on_result = on_result
+
+  def judge(self, result: CheckResult) -> CheckResult:
+    if result.status == WARN and result.id.startswith(self._prefixes):
+      return dataclasses.replace(result, status=FAIL, message=f"required: {result.message}")
+    return result
+
+  def show(self, result: CheckResult, seconds: float) -> None:
+    if self._on_result:
+      self._on_result(self.judge(result), seconds)
 
 
 def _check_local(
@@ -167,8 +200,9 @@ def _check_local(
   allow_ops: Sequence[str],
   unconfined: bool,
   timeout: float,
-  on_result: Optional[Callable[[CheckResult, float], None]],
+  strict: _Strict,
 ) -> Report:
+  on_result = strict.show
   # Started before the rules import TensorFlow here, so that the child's
   # start-up runs beside this process's; it loads nothing until told to.
   confined = (
@@ -227,7 +261,7 @@ def _check_local(
       ctx.figures.update(figures)
       ctx.figures["seconds"] = seconds
       results += dynamic_results
-    report = Report(path, results, ctx.figures, incomplete=incomplete)
+    report = Report(path, [strict.judge(r) for r in results], ctx.figures, incomplete=incomplete)
     if not incomplete:
       check_records.save(
         module_dir,

@@ -81,7 +81,7 @@ def check_deterministic(ctx: Context):
   "training=True differs where dropout or batch norm exist",
   fix="make the training=True trace apply dropout / batch statistics and update batch-norm "
   "moving averages only when training (not in inference).",
-  requires=("interface.training_traces",),
+  requires=("interface.training_traces", "interface.variables"),
 )
 def check_training_mode(ctx: Context):
   obj = ctx.fresh()

@@ -42,6 +42,12 @@ flags.DEFINE_bool(
   "process, without confinement: only for modules you trust.",
   flag_values=FLAGS,
 )
+flags.DEFINE_list(
+  "require",
+  [],
+  "Rule families whose warnings count as failures (serving).",
+  flag_values=FLAGS,
+)
 flags.DEFINE_float(
   "timeout",
   1800.0,
@@ -85,6 +91,7 @@ def main(args: List[str]) -> int:
       unconfined=FLAGS.unconfined,
       timeout=FLAGS.timeout,
       on_result=live,
+      require=FLAGS.require,
     )
   except HubkitError as e:
     # The module could not be fetched (unreachable, 404, corrupt download):
