@@ -24,6 +24,7 @@ _PUBLIC = {
   "check_module": "hubkit.checker",
   "module_info": "hubkit.info",
   "diff_modules": "hubkit.diff",
+  "convert_module": "hubkit.litert",
   "pack_module": "hubkit.pack",
   "validate_card": "hubkit.card",
   "publish_module": "hubkit.hosting",

@@ -1,10 +1,13 @@
 """Documentation cards: tfhub.dev markdown and Kaggle instance metadata.
 
-A tfhub.dev card starts with `# Module publisher/name/version`, then a one-line
-description, then `<!-- key: value -->` metadata lines, then free markdown.
-`validate_card` checks what tensorflow/tfhub.dev's validator checked for
-SavedModel cards: the first line, the description, required keys present
-once, allowed values, and exactly one asset-path ending in `.tar.gz`.
+A tfhub.dev card starts with `# Module publisher/name/version` (or `# Lite
+...` for a LiteRT variant), then a one-line description, then `<!-- key: value
+-->` metadata lines, then free markdown. `validate_card` checks what
+tensorflow/tfhub.dev's `tools/validator.py` checks: the first line, the
+description, only metadata before the first heading, the card type's required
+keys and no others, single values except repeatable tags, tag values from
+tfhub.dev's `tags/*.yaml` (`hubkit.tfhub_tags`), and one asset-path with the
+type's suffix (`.tar.gz`, `.tflite`).
 """
 
 import json
@@ -12,50 +15,39 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from absl import logging
+
+from hubkit import tfhub_tags
 from hubkit.errors import UsageError
 
 FORMATS = ("hub", "saved_model", "saved_model_2")
-TASKS = (
-  "audio-embedding",
-  "audio-event-classification",
-  "audio-speech-to-text",
-  "image-classification",
-  "image-feature-vector",
-  "image-object-detection",
-  "image-segmentation",
-  "image-style-transfer",
-  "image-generator",
-  "text-classification",
-  "text-embedding",
-  "text-generation",
-  "text-language-model",
-  "text-question-answering",
-  "text-retrieval-question-answering",
-  "text-segmentation",
-  "text-to-mel",
-  "video-classification",
-  "video-generation",
-  "feature-vector",
-  "other",
-)
-LICENSES = (
-  "Apache-2.0",
-  "MIT",
-  "BSD-2-Clause",
-  "BSD-3-Clause",
-  "CC-BY-4.0",
-  "CC-BY-SA-4.0",
-  "CC0-1.0",
-  "GPL-3.0",
-  "custom",
-)
+TASKS = tfhub_tags.TASK
+LICENSES = tfhub_tags.LICENSE
 KAGGLE_METADATA_NAME = "model-instance-metadata.json"
-REQUIRED = ("asset-path", "task", "fine-tunable", "format")
+# Card type (its first word) -> required keys, optional keys, asset-path suffix,
+# as tfhub.dev's validator defines them for SavedModel and LiteRT cards.
+KINDS = {
+  "Module": (
+    ("asset-path", "task", "fine-tunable", "format"),
+    ("network-architecture", "dataset", "language", "license", "colab", "interactive-visualizer"),
+    ".tar.gz",
+  ),
+  "Lite": (("asset-path", "parent-model"), ("colab", "interactive-visualizer"), ".tflite"),
+}
 REPEATABLE = ("task", "dataset", "language", "network-architecture")
-OPTIONAL = ("network-architecture", "dataset", "language", "license", "colab")
-_FIRST_LINE = re.compile(r"^# Module ([a-z0-9][a-z0-9_-]*)/([a-z0-9][a-z0-9_.-]*)/([1-9][0-9]*)$")
+_FIRST_LINE = re.compile(r"^# (Module|Lite) ([a-z0-9-]+)/([\w.-]+(?:/[\w.-]+)*)/([0-9]+)$")
 _METADATA = re.compile(r"^<!--\s*([a-z-]+)\s*:\s*(.*?)\s*-->$")
 HANDLE = re.compile(r"^([a-z0-9][a-z0-9_-]*)/([a-z0-9][a-z0-9_.-]*)/([1-9][0-9]*)$")
+# tfhub.dev license ids -> the names Kaggle's model metadata uses.
+_KAGGLE_LICENSES = {
+  "apache-2.0": "Apache 2.0",
+  "mit": "MIT",
+  "bsd-2-clause": "BSD-2-Clause",
+  "bsd-3-clause": "BSD-3-Clause",
+  "gpl-2.0": "GPL 2",
+  "gpl-3.0": "GPL 3",
+  "cc-by-nc-4.0": "CC BY-NC 4.0",
+}
 
 
 def parse_handle(handle: str) -> Tuple[str, str, str]:
@@ -81,14 +73,25 @@ def default_description(record: Optional[Mapping[str, Any]]) -> str:
 
 
 def guess_task(record: Optional[Mapping[str, Any]]) -> str:
-  """Guesses the task from the input specs in hubkit.json."""
+  """Guesses a tfhub.dev task from the input specs in hubkit.json.
+
+  Strings are text, [batch, height, width, channels] floats are images; a
+  module whose inputs say neither is a feature vector of unknown domain,
+  for which tfhub.dev has no task, so image-feature-vector is used and a
+  warning names `task` (the card is still valid).
+  """
   inputs = (record or {}).get("inputs") or [None]
   spec = inputs[0] if isinstance(inputs[0], dict) and "dtype" in inputs[0] else None
   if spec and spec["dtype"] == "string":
     return "text-embedding"
-  if spec and spec.get("shape") and len(spec["shape"]) == 4 and spec["shape"][-1] == 3:
+  if spec and spec.get("shape") and len(spec["shape"]) == 4:
     return "image-feature-vector"
-  return "feature-vector"
+  logging.warning(
+    "cannot tell the domain of a module with inputs %s; the card says task "
+    "image-feature-vector: pass `task` (one of tfhub.dev's tasks) to say what it is.",
+    json.dumps(spec),
+  )
+  return "image-feature-vector"
 
 
 def render_card(
@@ -156,40 +159,48 @@ def render_card(
 
 
 def validate_card_text(text: str) -> List[str]:
-  """Returns every problem of a card, each prefixed with its line number."""
+  """Returns every problem of a card, each prefixed with its line number.
+
+  Checks what tfhub.dev's validator checks for Module (SavedModel) and Lite
+  cards: the first line, a description, then only metadata lines up to the
+  first heading; the card type's required keys, no other keys, single values
+  except for repeatable tags, tag values from tfhub.dev's tag lists, and one
+  asset-path with the type's suffix.
+  """
   lines = text.splitlines()
   problems = []
-  if not lines or not _FIRST_LINE.match(lines[0].strip()):
+  first = _FIRST_LINE.match(lines[0].strip()) if lines else None
+  if not first:
     problems.append(
-      "line 1: must be '# Module publisher/name/version' (lower-case publisher "
-      "and name, integer version)"
+      "line 1: must be '# Module publisher/name/version' (or '# Lite ...' for a LiteRT "
+      "card; lower-case publisher, integer version)"
     )
-  if len(lines) < 2 or not lines[1].strip() or lines[1].lstrip().startswith(("<!--", "#")):
+  required, optional, suffix = KINDS[first.group(1) if first else "Module"]
+  index = 2 if len(lines) > 2 and not lines[1].strip() else 1  # one blank line is allowed
+  if (
+    len(lines) <= index
+    or not lines[index].strip()
+    or lines[index].lstrip().startswith(("<!--", "#"))
+  ):
     problems.append("line 2: must be a one-line description")
+  while index < len(lines) and lines[index].strip() and not lines[index].startswith("<!--"):
+    index += 1
   seen: Dict[str, List[int]] = {}
-  for number, line in enumerate(lines, start=1):
+  for number, line in enumerate(lines[index:], start=index + 1):
+    if line.startswith("#"):
+      break  # metadata ends at the first heading
+    if not line.strip():
+      continue
     match = _METADATA.match(line.strip())
     if not match:
+      problems.append(
+        f"line {number}: only metadata lines may come before the first heading, got {line!r}"
+      )
       continue
     key, value = match.group(1), match.group(2)
     seen.setdefault(key, []).append(number)
-    if key not in REQUIRED + OPTIONAL:
-      problems.append(
-        f"line {number}: unknown metadata key {key!r}; valid keys: {', '.join(REQUIRED + OPTIONAL)}"
-      )
-    elif key == "asset-path" and not value.endswith(".tar.gz"):
-      problems.append(f"line {number}: asset-path must end in .tar.gz, got {value!r}")
-    elif key == "format" and value not in FORMATS:
-      problems.append(f"line {number}: format {value!r} is not one of {', '.join(FORMATS)}")
-    elif key == "fine-tunable" and value not in ("true", "false"):
-      problems.append(f"line {number}: fine-tunable must be true or false, got {value!r}")
-    elif key == "task" and value not in TASKS:
-      problems.append(f"line {number}: task {value!r} is not one of {', '.join(TASKS)}")
-    elif key == "license" and value not in LICENSES:
-      problems.append(f"line {number}: license {value!r} is not one of {', '.join(LICENSES)}")
-    elif not value:
-      problems.append(f"line {number}: {key} has no value")
-  for key in REQUIRED:
+    problems += _value_problems(number, key, value, required + optional, suffix)
+  for key in required:
     if key not in seen:
       problems.append(f"line -: required metadata '<!-- {key}: ... -->' is missing")
   for key, numbers in seen.items():
@@ -199,6 +210,26 @@ def validate_card_text(text: str) -> List[str]:
         f"{', '.join(map(str, numbers))}); it must appear once"
       )
   return problems
+
+
+def _value_problems(number: int, key: str, value: str, keys, suffix: str) -> List[str]:
+  if key not in keys:
+    return [f"line {number}: unknown metadata key {key!r}; valid keys: {', '.join(keys)}"]
+  if not value:
+    return [f"line {number}: {key} has no value"]
+  if key == "asset-path" and not value.endswith(suffix):
+    return [f"line {number}: asset-path must end in {suffix}, got {value!r}"]
+  if key == "format" and value not in FORMATS:
+    return [f"line {number}: format {value!r} is not one of {', '.join(FORMATS)}"]
+  if key == "fine-tunable" and value not in ("true", "false"):
+    return [f"line {number}: fine-tunable must be true or false, got {value!r}"]
+  if key == "parent-model" and not HANDLE.match(value):
+    return [f"line {number}: parent-model must be a handle publisher/name/version, got {value!r}"]
+  allowed = tfhub_tags.BY_KEY.get(key)
+  if allowed is not None and value not in allowed:
+    shown = ", ".join(allowed[:12]) + (", ..." if len(allowed) > 12 else "")
+    return [f"line {number}: {key} {value!r} is not a tfhub.dev tag value ({shown})"]
+  return []
 
 
 def validate_card(path: str) -> List[str]:
@@ -234,11 +265,52 @@ def kaggle_metadata(
       f"```python\nimport tensorflow_hub as hub\n\nlayer = hub.KerasLayer(PATH, "
       f"trainable={bool(fine_tunable)})\n```\nVersion {version} of {handle}."
     ),
-    "licenseName": license_name or "Apache 2.0",
+    "licenseName": _KAGGLE_LICENSES.get(license_name or "apache-2.0", license_name),
     "fineTunable": bool(fine_tunable),
     "trainingData": list(datasets),
     "modelInstanceType": "Unspecified",
   }
+
+
+def lite_handle(handle: str, quantization: str) -> str:
+  """The handle of a module's LiteRT variant, as tfhub.dev named them
+  (`<parent>/<variant>/<version>`)."""
+  parse_handle(handle)
+  return f"{handle}/{'float32' if quantization == 'none' else 'dynamic-range'}/1"
+
+
+def render_lite_card(
+  handle: str,
+  description: str,
+  asset_path: str,
+  quantization: str,
+  details: Sequence[str] = (),
+) -> str:
+  """Returns a tfhub.dev Lite card for the LiteRT variant of module `handle`.
+
+  Args:
+    handle: the parent module's publisher/name/version.
+    description: one line.
+    asset_path: where the .tflite file is hosted.
+    quantization: "none" or "dynamic" (names the variant).
+    details: lines for a "Conversion" section (sizes, parity).
+  """
+  lines = [f"# Lite {lite_handle(handle, quantization)}", " ".join(description.split()), ""]
+  lines += [f"<!-- asset-path: {asset_path} -->", f"<!-- parent-model: {handle} -->", ""]
+  lines += ["## Overview", "", f"The LiteRT (TFLite) variant of {handle}.", ""]
+  if details:
+    lines += ["## Conversion", "", *(f"* {line}" for line in details), ""]
+  lines += [
+    "## Usage",
+    "",
+    "```python",
+    "from ai_edge_litert.interpreter import Interpreter",
+    "",
+    'runner = Interpreter(model_path="model.tflite").get_signature_runner("serving_default")',
+    "```",
+    "",
+  ]
+  return "\n".join(lines)
 
 
 def card_options_from(

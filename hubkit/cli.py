@@ -42,6 +42,10 @@ COMMANDS = {
     "diff",
     "Compare two versions of a module; exit 1 when NEW would break consumers of OLD.",
   ),
+  "convert": (
+    "convert",
+    "Convert a module to LiteRT (TFLite), verified against the SavedModel's outputs.",
+  ),
   "pack": ("pack", "Pack a module into a deterministic hosting-protocol .tar.gz with its card."),
   "validate-card": ("validate_card", "Validate a tfhub.dev markdown card."),
   "publish": ("publish", "Pack and publish a module into a local registry root."),
@@ -74,9 +78,9 @@ def start_tensorflow(logical_cpus: int) -> None:
       initialise devices at all (MultiWorkerMirroredStrategy must configure
       collective ops first).
   """
-  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-  os.dup2(devnull, 2)
-  try:
+  from hubkit import quiet
+
+  with quiet.muted_stderr():
     import tensorflow as tf
 
     cpus = tf.config.list_physical_devices("CPU")
@@ -86,10 +90,6 @@ def start_tensorflow(logical_cpus: int) -> None:
       )
     if logical_cpus:
       tf.config.list_logical_devices()
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
   tf.get_logger().setLevel("ERROR")
 
 

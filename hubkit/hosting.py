@@ -7,10 +7,12 @@ Layout on disk, one folder per published version:
     ROOT/<publisher>/<name>/<version>/README.md                     (tfhub.dev card)
     ROOT/<publisher>/<name>/<version>/model-instance-metadata.json  (Kaggle)
     ROOT/<publisher>/<name>/<version>/diff.json                     (vs. the previous version)
+    ROOT/<publisher>/<name>/<version>/model.tflite[.sha256], lite.md   (LiteRT variant, its card)
 
 `GET /<publisher>/<name>/<version>?tf-hub-format=compressed` streams the
-archive (Content-Length, ETag = quoted sha256), `HEAD` answers the same
-headers, and the same URL without the query returns the card. Unmodified
+archive (Content-Length, ETag = quoted sha256), `?lite-format=tflite` the
+LiteRT variant, `HEAD` answers the same headers, and the same URL without the
+query returns the card. Unmodified
 `tensorflow_hub.load("http://HOST:PORT/publisher/name/version")` works
 against it. Handles are immutable: publishing a version again with other
 content is refused.
@@ -48,6 +50,9 @@ ARCHIVE_NAME = "module.tar.gz"
 DIGEST_NAME = ARCHIVE_NAME + ".sha256"
 CARD_NAME = "README.md"
 DIFF_NAME = "diff.json"  # what changed since the previous version
+LITE_NAME = "model.tflite"  # the LiteRT variant (publish with formats=["litert"])
+LITE_CARD_NAME = "lite.md"
+FORMATS = ("litert",)
 # Seconds a connection may stay idle (or a client take to send a request).
 CONNECTION_TIMEOUT_SECONDS = 30
 MAX_CONNECTIONS = 64
@@ -70,6 +75,8 @@ def publish_module(
   extra=None,
   allow_breaking: bool = False,
   allow_ops: Sequence[str] = (),
+  formats: Sequence[str] = (),
+  quantization: str = "none",
 ) -> str:
   """Packs a module and places it in a registry root under `handle`.
 
@@ -88,6 +95,10 @@ def publish_module(
       hubkit.card.render_card); task and fine_tunable default from hubkit.json.
     allow_breaking: publish even if consumers of the previous version break.
     allow_ops: op types you reviewed, for the scan before the comparison.
+    formats: other formats to publish beside the SavedModel: "litert" adds
+      a verified LiteRT variant (`hubkit.litert.convert_module`) and its Lite
+      card; a module that cannot convert is not published at all.
+    quantization: the LiteRT variant's quantization ("none" or "dynamic").
 
   Returns:
     The path of the published archive.
@@ -98,6 +109,12 @@ def publish_module(
       from the previous version without `allow_breaking`.
   """
   publisher, name, version = card_lib.parse_handle(handle)
+  unknown = sorted(set(formats) - set(FORMATS))
+  if unknown:
+    raise UsageError(
+      f"`formats`={','.join(unknown)} is not a format hubkit publishes; valid: "
+      f"{', '.join(FORMATS)} (TF.js: see docs/publishing.md)."
+    )
   target = os.path.join(root, publisher, name, version)
   # The folders made here are removed again if publishing is refused.
   made, missing = [], os.path.dirname(os.path.abspath(target))
@@ -123,6 +140,8 @@ def publish_module(
         f"{publisher}/{name}/{int(version) + 1})."
       )
     changes = _compare_with_previous(root, handle, module_dir, staging, allow_breaking, allow_ops)
+    if "litert" in formats:
+      _add_lite_variant(module_dir, staging, handle, description, quantization, allow_ops)
     record = metadata.read_metadata(module_dir)
     card_lib.write_card_files(
       staging,
@@ -154,6 +173,43 @@ def publish_module(
           os.rmdir(folder)
         except OSError:
           break
+
+
+def _add_lite_variant(
+  module_dir: str,
+  staging: str,
+  handle: str,
+  description: Optional[str],
+  quantization: str,
+  allow_ops: Sequence[str],
+) -> None:
+  """Converts and verifies the LiteRT variant and writes it with its card."""
+  from hubkit import litert
+
+  result = litert.convert_module(
+    module_dir, os.path.join(staging, LITE_NAME), quantization=quantization, allow_ops=allow_ops
+  )
+  with atomic_file(os.path.join(staging, LITE_NAME + ".sha256"), "w") as f:
+    f.write(f"{_sha256(result.path)}  {LITE_NAME}\n")
+  details = [
+    f"{result.bytes} bytes ({result.bytes / max(result.saved_model_bytes, 1):.2f} x the "
+    f"SavedModel's {result.saved_model_bytes}); quantization: {result.quantization}",
+    f"outputs equal the SavedModel's within {result.max_abs_diff:.3g} (relative "
+    f"{result.max_rel_diff:.3g}, tolerance {result.tolerance:g}), checked with "
+    f"{result.interpreter}",
+  ]
+  text = card_lib.render_lite_card(
+    handle,
+    description or f"The LiteRT variant of {handle}.",
+    f"{handle}/{LITE_NAME}",
+    quantization,
+    details,
+  )
+  problems = card_lib.validate_card_text(text)
+  if problems:
+    raise UsageError(f"the Lite card would be invalid: {problems[0]}.")
+  with atomic_file(os.path.join(staging, LITE_CARD_NAME), "w") as f:
+    f.write(text)
 
 
 def _previous_version(root: str, handle: str) -> Optional[str]:
@@ -261,6 +317,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if archive is None:
       self._send_text(404, f"no module published as {url.path.strip('/')}")
       return
+    lite = query.get("lite-format", [None])[0]
+    if lite is not None:
+      self._send_lite(version_dir, url.path.strip("/"), lite)
+      return
+    if "tfjs-format" in query:
+      self._send_text(400, "TF.js variants are not published here; see docs/publishing.md")
+      return
     fmt = query.get("tf-hub-format", [None])[0]
     if fmt is None:
       card = self._regular_file(version_dir, CARD_NAME)
@@ -277,7 +340,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       return
     self._send_archive(archive, url.path.strip("/"))
 
-  def _send_archive(self, archive: str, handle: str) -> None:
+  def _send_lite(self, version_dir: str, handle: str, fmt: str) -> None:
+    if fmt != "tflite":
+      self._send_text(400, f"lite-format={fmt} is not served; use lite-format=tflite")
+      return
+    model = self._regular_file(version_dir, LITE_NAME)
+    if model is None:
+      self._send_text(
+        404, f"{handle} has no LiteRT variant; publish it with 'hubkit publish --formats=litert'"
+      )
+      return
+    self._send_archive(model, handle, "application/octet-stream")
+
+  def _send_archive(
+    self, archive: str, handle: str, content_type: str = "application/x-tar"
+  ) -> None:
     etag = self.server.etag_for(archive)
     if self.headers.get("If-None-Match") == f'"{etag}"':
       self.send_response(304)
@@ -285,7 +362,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self.end_headers()
       return
     self.send_response(200)
-    self.send_header("Content-Type", "application/x-tar")
+    self.send_header("Content-Type", content_type)
     self.send_header("Content-Length", str(os.path.getsize(archive)))
     self.send_header("ETag", f'"{etag}"')
     self.end_headers()

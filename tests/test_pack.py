@@ -66,8 +66,8 @@ def test_pack_cli_writes_a_valid_card_and_kaggle_metadata(module_dir, tmp_path, 
         f"--output={output}",
         "--handle=me/text/2",
         "--description=Tiny text embedding.",
-        "--dataset=toy",
-        "--license=MIT",
+        "--dataset=other",
+        "--license=mit",
       ]
     )
     == 0
@@ -82,7 +82,7 @@ def test_pack_cli_writes_a_valid_card_and_kaggle_metadata(module_dir, tmp_path, 
   kaggle = json.loads((tmp_path / "out" / "model-instance-metadata.json").read_text())
   assert kaggle["framework"] == "tensorFlow2" and kaggle["fineTunable"] is True
   assert kaggle["ownerSlug"] == "me" and kaggle["modelSlug"] == "text"
-  assert kaggle["trainingData"] == ["toy"] and kaggle["licenseName"] == "MIT"
+  assert kaggle["trainingData"] == ["other"] and kaggle["licenseName"] == "MIT"
   assert cli.main(["hubkit", "validate-card", str(card_path)]) == 0
 
 
@@ -110,6 +110,18 @@ A model.
     ),
     (VALID.replace("fine-tunable: true", "fine-tunable: maybe"), "line 6: fine-tunable must be"),
     (VALID + "<!-- colour: red -->\n", "line 8: unknown metadata key 'colour'"),
+    (
+      VALID.replace("image-feature-vector", "feature-vector"),
+      "line 5: task 'feature-vector' is not a tfhub.dev tag value",
+    ),
+    (VALID + "<!-- license: Apache-2.0 -->\n", "line 8: license 'Apache-2.0' is not a tfhub"),
+    (VALID + "<!-- dataset: toy -->\n", "line 8: dataset 'toy' is not a tfhub.dev tag value"),
+    (VALID + "<!-- parent-model: me/m/1 -->\n", "line 8: unknown metadata key 'parent-model'"),
+    (VALID + "Some text.\n", "line 8: only metadata lines may come before the first heading"),
+    (
+      VALID.replace("# Module", "# Lite").replace("m.tar.gz", "m.tflite"),
+      "line 5: unknown metadata key 'task'",
+    ),
   ],
 )
 def test_validate_card_names_each_problem_with_its_line(tmp_path, capsys, broken, message):

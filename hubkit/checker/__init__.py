@@ -43,7 +43,13 @@ def rules() -> List[rule_table.Rule]:
   (importing the rule families on first use)."""
   for family in _RULE_FAMILIES:
     importlib.import_module(f"hubkit.checker.{family}")
-  return sorted(rule_table.RULES, key=lambda r: not r.static)
+  # By family, not by registration: a family imported early elsewhere (a
+  # test, a plug-in) must not reorder the report.
+  family = {f"hubkit.checker.{name}": i for i, name in enumerate(_RULE_FAMILIES)}
+  return sorted(
+    rule_table.RULES,
+    key=lambda r: (not r.static, family.get(r.function.__module__, len(family))),
+  )
 
 
 def __getattr__(name: str):

@@ -5,6 +5,7 @@ from typing import Dict, List, Optional
 from absl import flags
 
 from hubkit import card
+from hubkit import tfhub_tags
 
 
 def define(flag_values: flags.FlagValues) -> None:
@@ -29,12 +30,31 @@ def define(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_enum(
     "format", "saved_model_2", card.FORMATS, "Card format.", flag_values=flag_values
   )
-  flags.DEFINE_multi_string(
-    "network_architecture", [], "Card network-architecture.", flag_values=flag_values
+  # Values from tfhub.dev's tag lists, so that the card validates there.
+  flags.DEFINE_multi_enum(
+    "network_architecture",
+    [],
+    tfhub_tags.NETWORK_ARCHITECTURE,
+    "Card network-architecture (tfhub.dev id, e.g. resnet, bert, other).",
+    flag_values=flag_values,
   )
-  flags.DEFINE_multi_string("dataset", [], "Card dataset.", flag_values=flag_values)
-  flags.DEFINE_multi_string("language", [], "Card language.", flag_values=flag_values)
-  flags.DEFINE_enum("license", None, card.LICENSES, "Card license.", flag_values=flag_values)
+  flags.DEFINE_multi_enum(
+    "dataset",
+    [],
+    tfhub_tags.DATASET,
+    "Card dataset (tfhub.dev id, e.g. imagenet, wikipedia, other).",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_multi_enum(
+    "language",
+    [],
+    tfhub_tags.LANGUAGE,
+    "Card language (ISO 639-1, e.g. en).",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_enum(
+    "license", None, card.LICENSES, "Card license (tfhub.dev id).", flag_values=flag_values
+  )
 
 
 def given(flag_values: flags.FlagValues) -> List[str]:

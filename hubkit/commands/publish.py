@@ -27,6 +27,19 @@ flags.DEFINE_bool(
 flags.DEFINE_list(
   "allow_ops", [], "Op types you reviewed, for the scan before the comparison.", flag_values=FLAGS
 )
+flags.DEFINE_list(
+  "formats",
+  [],
+  "Also publish these formats beside the SavedModel: litert (verified, with a Lite card).",
+  flag_values=FLAGS,
+)
+flags.DEFINE_enum(
+  "quantization",
+  "none",
+  ["none", "dynamic"],
+  "The LiteRT variant's quantization (dynamic: int8 weights).",
+  flag_values=FLAGS,
+)
 _card_flags.define(FLAGS)
 
 
@@ -46,6 +59,8 @@ def main(args: List[str]) -> int:
     extra=_card_flags.extra(FLAGS),
     allow_breaking=FLAGS.allow_breaking,
     allow_ops=FLAGS.allow_ops,
+    formats=FLAGS.formats,
+    quantization=FLAGS.quantization,
   )
   print(f"published {handle} at {path}")
   return 0
