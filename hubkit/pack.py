@@ -7,6 +7,7 @@ header carries no name or time. Packing the same directory twice gives the
 same bytes, so an archive's sha256 identifies its content.
 """
 
+import io
 import os
 import tarfile
 from typing import BinaryIO, List, Mapping, Optional, Sequence, Tuple
@@ -71,13 +72,25 @@ class _Counting:
     return data
 
 
-def write_archive(module_dir: str, out: BinaryIO) -> None:
-  """Writes the deterministic archive of a checked module to a binary stream."""
-  files = check_layout(module_dir)
+def write_archive(
+  module_dir: str, out: BinaryIO, added: Optional[Mapping[str, bytes]] = None
+) -> None:
+  """Writes the deterministic archive of a checked module to a binary stream.
+
+  Args:
+    module_dir: the module directory.
+    out: the binary stream.
+    added: archive path -> content of files added beside (or instead of) the
+      module's own, e.g. warm-up requests under assets.extra/.
+  """
+  added = dict(added or {})
+  files = sorted(set(check_layout(module_dir)) | set(added))
   directories = sorted(
     {"/".join(f.split("/")[:i]) for f in files for i in range(1, f.count("/") + 1)}
   )
-  total = sum(os.path.getsize(os.path.join(module_dir, f)) for f in files)
+  total = sum(
+    len(added[f]) if f in added else os.path.getsize(os.path.join(module_dir, f)) for f in files
+  )
   # The codec's header has no name and time 0, so repacks are byte-identical.
   with (
     gzip_codec.writer(out) as gz,
@@ -88,18 +101,23 @@ def write_archive(module_dir: str, out: BinaryIO) -> None:
       path = os.path.join(module_dir, *name.split("/"))
       if name in directories:
         tar.addfile(_info(name, is_dir=True))
+      elif name in added:
+        tar.addfile(_info(name, len(added[name])), io.BytesIO(added[name]))
+        progress.add(len(added[name]))
       else:
         with open(path, "rb") as f:
           tar.addfile(_info(name, os.path.getsize(path)), _Counting(f, progress))
 
 
-def pack_module(module_dir: str, output: str, overwrite: bool = False) -> str:
+def pack_module(module_dir: str, output: str, overwrite: bool = False, warmup: bool = False) -> str:
   """Packs a SavedModel directory into a deterministic `.tar.gz` archive.
 
   Args:
     module_dir: the SavedModel root; it must pass layout.saved_model.
     output: the archive to write (must end in `.tar.gz`).
     overwrite: replace an existing archive.
+    warmup: add TF Serving warm-up requests made from sample inputs
+      (`hubkit.warmup`) as assets.extra/tf_serving_warmup_requests.
 
   Returns:
     The absolute path of the archive.
@@ -111,8 +129,14 @@ def pack_module(module_dir: str, output: str, overwrite: bool = False) -> str:
   if not output.endswith(".tar.gz"):
     raise UsageError(f"`output` {output} must end in .tar.gz (the hosting protocol's format).")
   check_layout(module_dir)
+  added = {}
+  if warmup:
+    from hubkit import warmup as warmup_lib
+
+    name = os.path.basename(os.path.abspath(module_dir))
+    added[warmup_lib.FILE_NAME] = warmup_lib.warmup_requests(module_dir, name)
   with atomic_file(output, "wb", overwrite=overwrite) as f:
-    write_archive(module_dir, f)
+    write_archive(module_dir, f, added)
   return os.path.abspath(output)
 
 
@@ -126,6 +150,7 @@ def pack_with_card(
   model_format: str = "saved_model_2",
   extra: Optional[Mapping[str, Sequence[str]]] = None,
   overwrite: bool = False,
+  warmup: bool = False,
 ) -> Tuple[str, str, str]:
   """Packs a module and writes its tfhub.dev card and Kaggle metadata beside it.
 
@@ -140,6 +165,7 @@ def pack_with_card(
     task, fine_tunable, model_format, extra: card metadata (see
       `hubkit.card.render_card`).
     overwrite: replace an existing archive and card.
+    warmup: add TF Serving warm-up requests (see `pack_module`).
 
   Returns:
     (archive, card, Kaggle metadata) paths.
@@ -163,7 +189,7 @@ def pack_with_card(
       f"{', '.join(existing)} already exist(s) beside {output}; pass "
       "`overwrite` to replace them, or write the archive elsewhere."
     )
-  path = pack_module(module_dir, output, overwrite=overwrite)
+  path = pack_module(module_dir, output, overwrite=overwrite, warmup=warmup)
   record = metadata.read_metadata(module_dir)
   card_path, kaggle_path = card.write_card_files(
     folder,

@@ -149,3 +149,47 @@ def test_ops_beyond_core_tensorflow_are_named_with_their_package(served, tmp_pat
   assert report.result("serving.ops").status == "warn"
   assert "tensorflow-text" in report.result("serving.ops").message
   assert not os.path.exists(os.path.join(path, "assets.extra"))
+
+
+@pytest.mark.parametrize(
+  "name, config",
+  [
+    ("mlp_feature_vector", {"input_dim": 5, "hidden_units": [4]}),
+    ("text_embedding", {"vocabulary": ["good", "bad"], "dim": 3}),
+  ],
+)
+def test_pack_warmup_requests_replay_through_serving_default(tmp_path, capsys, name, config):
+  import tarfile
+
+  from tensorflow_serving.apis import prediction_log_pb2
+
+  from hubkit import cli
+  from hubkit import modules
+
+  module = modules.export_module(name, str(tmp_path / name), config=config)
+  archive = tmp_path / "m.tar.gz"
+  assert cli.main(["hubkit", "pack", module, f"--output={archive}", "--warmup"]) == 0
+  first = archive.read_bytes()
+  assert cli.main(["hubkit", "pack", module, f"--output={archive}", "--warmup", "--overwrite"]) == 0
+  assert archive.read_bytes() == first  # still deterministic
+  with tarfile.open(archive) as tar:
+    data = tar.extractfile("assets.extra/tf_serving_warmup_requests").read()
+  path = tmp_path / "requests"
+  path.write_bytes(data)
+  records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+  assert len(records) == 1
+  log = prediction_log_pb2.PredictionLog.FromString(records[0])
+  request = log.predict_log.request
+  assert request.model_spec.signature_name == "serving_default"
+  assert request.model_spec.name == name
+  serving = tf.saved_model.load(module).signatures["serving_default"]
+  feed = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+  outputs = serving(**feed)
+  assert all(np.all(np.isfinite(o.numpy())) for o in outputs.values())
+  assert next(iter(outputs.values())).shape[0] == next(iter(feed.values())).shape[0]
+
+
+def test_warmup_needs_a_serving_signature(served, tmp_path):
+  with pytest.raises(hubkit.UsageError, match="no serving_default signature for warm-up"):
+    hubkit.pack_module(served["none"], str(tmp_path / "m.tar.gz"), warmup=True)
+  assert not (tmp_path / "m.tar.gz").exists()

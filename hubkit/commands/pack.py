@@ -22,6 +22,13 @@ flags.DEFINE_string(
   "handle", None, "publisher/name/version for the card (default: no card).", flag_values=FLAGS
 )
 flags.DEFINE_bool("overwrite", False, "Replace an existing archive.", flag_values=FLAGS)
+flags.DEFINE_bool(
+  "warmup",
+  False,
+  "Add TF Serving warm-up requests from sample inputs (assets.extra/"
+  "tf_serving_warmup_requests; needs tensorflow-serving-api).",
+  flag_values=FLAGS,
+)
 _card_flags.define(FLAGS)
 
 
@@ -36,7 +43,7 @@ def main(args: List[str]) -> int:
       "written with --handle=publisher/name/version; add --handle or drop them."
     )
   if not FLAGS.handle:
-    path = pack.pack_module(module_dir, output, overwrite=FLAGS.overwrite)
+    path = pack.pack_module(module_dir, output, overwrite=FLAGS.overwrite, warmup=FLAGS.warmup)
   else:
     path, card_path, kaggle_path = pack.pack_with_card(
       module_dir,
@@ -48,6 +55,7 @@ def main(args: List[str]) -> int:
       model_format=FLAGS.format,
       extra=_card_flags.extra(FLAGS),
       overwrite=FLAGS.overwrite,
+      warmup=FLAGS.warmup,
     )
   print(
     f"packed {module_dir} into {path} ({os.path.getsize(path):,} bytes, sha256 "
