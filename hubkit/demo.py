@@ -218,7 +218,9 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
     registry_root,
     HANDLE,
     description="Digit features learnt on digits 0-4.",
-    extra={"dataset": ["digits"]},
+    # Digits are 8x8 images; sklearn's digits are not in tfhub.dev's datasets.
+    task="image-feature-vector",
+    extra={"dataset": ["other"]},
   )
   with hosting.serving(registry_root) as server, _cache_env(cache_dir):
     url = f"{server.url}/{HANDLE}"
