@@ -94,6 +94,15 @@ def guess_task(record: Optional[Mapping[str, Any]]) -> str:
   return "image-feature-vector"
 
 
+def _section(title: str, lines: Sequence[str]) -> List[str]:
+  """A markdown section, or nothing when it has no lines."""
+  return [f"## {title}", "", *lines, ""] if lines else []
+
+
+def _usage(import_line: str, code: str) -> List[str]:
+  return _section("Usage", ["```python", import_line, "", code, "```"])
+
+
 def render_card(
   handle: str,
   description: str,
@@ -143,18 +152,11 @@ def render_card(
     for package, names in (record.get("op_packages") or {}).items():
       lines.append(f"* Needs `{package}` for ops beyond core TensorFlow: {', '.join(names)}")
     lines.append("")
-  if changes:
-    lines += ["## Changes", "", *(f"* {line}" for line in changes), ""]
-  lines += [
-    "## Usage",
-    "",
-    "```python",
+  lines += _section("Changes", [f"* {line}" for line in changes])
+  lines += _usage(
     "import tensorflow_hub as hub",
-    "",
     f'layer = hub.KerasLayer("{asset_path}", trainable={bool(fine_tunable)})',
-    "```",
-    "",
-  ]
+  )
   return "\n".join(lines)
 
 
@@ -298,18 +300,11 @@ def render_lite_card(
   lines = [f"# Lite {lite_handle(handle, quantization)}", " ".join(description.split()), ""]
   lines += [f"<!-- asset-path: {asset_path} -->", f"<!-- parent-model: {handle} -->", ""]
   lines += ["## Overview", "", f"The LiteRT (TFLite) variant of {handle}.", ""]
-  if details:
-    lines += ["## Conversion", "", *(f"* {line}" for line in details), ""]
-  lines += [
-    "## Usage",
-    "",
-    "```python",
+  lines += _section("Conversion", [f"* {line}" for line in details])
+  lines += _usage(
     "from ai_edge_litert.interpreter import Interpreter",
-    "",
     'runner = Interpreter(model_path="model.tflite").get_signature_runner("serving_default")',
-    "```",
-    "",
-  ]
+  )
   return "\n".join(lines)
 
 

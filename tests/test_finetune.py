@@ -176,21 +176,23 @@ def _dies_in_epoch(original, epoch_to_die, state):
   return save_weights
 
 
+def _four_epochs(setup, export_dir, keras_version):
+  return finetune.finetune(
+    setup["module"],
+    setup["data"],
+    "classification:10",
+    str(export_dir),
+    epochs=4,
+    keras_version=keras_version,
+    patience=100,
+    verbose=0,
+  )
+
+
 @pytest.fixture(scope="module")
 def four_epochs(setup, tmp_path_factory):
-  straight = {}
-  for keras_version in ("3", "2"):
-    straight[keras_version] = finetune.finetune(
-      setup["module"],
-      setup["data"],
-      "classification:10",
-      str(tmp_path_factory.mktemp("straight") / keras_version),
-      epochs=4,
-      keras_version=keras_version,
-      patience=100,
-      verbose=0,
-    ).export_dir
-  return straight
+  root = tmp_path_factory.mktemp("straight")
+  return {v: _four_epochs(setup, root / v, v).export_dir for v in ("3", "2")}
 
 
 @pytest.mark.parametrize(
@@ -215,27 +217,9 @@ def test_a_run_killed_while_saving_resumes_from_the_last_complete_epoch(
 
       patch.setattr(atomic, "atomic_file", dies_naming_epoch_3)
     with pytest.raises(_Killed):
-      finetune.finetune(
-        setup["module"],
-        setup["data"],
-        "classification:10",
-        str(tmp_path / "run"),
-        epochs=4,
-        keras_version=keras_version,
-        patience=100,
-        verbose=0,
-      )
+      _four_epochs(setup, tmp_path / "run", keras_version)
   assert not os.path.exists(tmp_path / "run")
-  resumed = finetune.finetune(
-    setup["module"],
-    setup["data"],
-    "classification:10",
-    str(tmp_path / "run"),
-    epochs=4,
-    keras_version=keras_version,
-    patience=100,
-    verbose=0,
-  )
+  resumed = _four_epochs(setup, tmp_path / "run", keras_version)
   assert resumed.resumed_from_epoch == 2 and resumed.epochs_run == 2
   assert not os.path.exists(tmp_path / "run.checkpoint") or not any(
     files for _, _, files in os.walk(tmp_path / "run.checkpoint")

@@ -2,7 +2,25 @@
 
 from typing import List, Sequence
 
+from absl import flags
+
 from hubkit.errors import UsageError
+
+
+def define_safety_flags(flag_values: flags.FlagValues) -> None:
+  """Defines --unsafe and --allow_ops, for commands that load modules."""
+  flags.DEFINE_bool(
+    "unsafe",
+    False,
+    "Load without the op scan: only for modules you trust.",
+    flag_values=flag_values,
+  )
+  flags.DEFINE_list(
+    "allow_ops",
+    [],
+    "Op types you reviewed and allow beyond the allow-list.",
+    flag_values=flag_values,
+  )
 
 
 def no_positional(name: str, args: Sequence[str]) -> None:

@@ -46,12 +46,7 @@ flags.DEFINE_string(
   flag_values=FLAGS,
 )
 flags.DEFINE_bool("overwrite", False, "Replace an existing output.", flag_values=FLAGS)
-flags.DEFINE_bool(
-  "unsafe", False, "Load without the op scan (only a module you trust).", flag_values=FLAGS
-)
-flags.DEFINE_list(
-  "allow_ops", [], "Op types you reviewed and allow beyond the allow-list.", flag_values=FLAGS
-)
+_common.define_safety_flags(FLAGS)
 
 
 def main(args: List[str]) -> int:

@@ -16,6 +16,8 @@ from typing import List
 
 from absl import flags
 
+from hubkit.commands import _common
+
 from hubkit.errors import UsageError
 
 FLAGS = flags.FlagValues()
@@ -34,12 +36,7 @@ flags.DEFINE_float(
   lower_bound=0.0,
   flag_values=FLAGS,
 )
-flags.DEFINE_bool(
-  "unsafe", False, "Load without the op scan (only modules you trust).", flag_values=FLAGS
-)
-flags.DEFINE_list(
-  "allow_ops", [], "Op types you reviewed and allow beyond the allow-list.", flag_values=FLAGS
-)
+_common.define_safety_flags(FLAGS)
 
 
 def main(args: List[str]) -> int:

@@ -75,15 +75,7 @@ flags.DEFINE_integer(
   flag_values=FLAGS,
 )
 flags.DEFINE_bool("overwrite", False, "Replace existing exports.", flag_values=FLAGS)
-flags.DEFINE_bool(
-  "unsafe",
-  False,
-  "Load the module without the op scan: only for a module you trust.",
-  flag_values=FLAGS,
-)
-flags.DEFINE_list(
-  "allow_ops", [], "Op types you reviewed and allow beyond the allow-list.", flag_values=FLAGS
-)
+_common.define_safety_flags(FLAGS)
 
 # Python argument -> flag, where they are named differently.
 FLAG_FOR_ARGUMENT = {"keras_version": "keras"}
