@@ -82,7 +82,7 @@ def test_a_named_signature_equal_to_call_passes_and_round_trips_rest(served):
 @pytest.mark.parametrize(
   "name, error, message",
   [
-    ("unnamed", RuleWarning, r"outputs are unnamed \(output_0\)"),
+    ("unnamed", RuleWarning, r"inputs or outputs are unnamed \(output_0\)"),
     ("other", RuleFailed, r"differs from __call__\(training=False\) by 1"),
   ],
 )

@@ -23,7 +23,8 @@ from hubkit.checker.rule_table import RuleFailed, RuleSkipped, RuleWarning, rule
 from hubkit.safety import ops
 
 SERVING_DEFAULT = "serving_default"
-_UNNAMED = re.compile(r"^output_\d+$")
+# The names tf.saved_model.save makes up for unnamed outputs and arguments.
+_UNNAMED = re.compile(r"^(output|args)_\d+$")
 
 
 @rule(
@@ -119,11 +120,11 @@ def check_serving_signature(ctx: Context):
   worst = _max_difference(_pair_outputs(ctx.call(ctx.obj), got))
   if not worst <= max(ctx.tolerance, 1e-6):
     raise RuleFailed(f"{SERVING_DEFAULT} differs from __call__(training=False) by {worst:.3g}")
-  unnamed = sorted(k for k in got if _UNNAMED.match(k))
+  unnamed = sorted(k for k in [*feed, *got] if _UNNAMED.match(k))
   if unnamed:
     raise RuleWarning(
-      f"{SERVING_DEFAULT} computes what __call__ does, but its outputs are unnamed "
-      f"({', '.join(unnamed)}); clients must guess what each one is"
+      f"{SERVING_DEFAULT} computes what __call__ does, but its inputs or outputs are "
+      f"unnamed ({', '.join(unnamed)}); clients must guess what each one is"
     )
   return f"{SERVING_DEFAULT} inputs {sorted(feed)}, outputs {sorted(got)}; equals __call__"
 
