@@ -25,6 +25,7 @@ _PUBLIC = {
   "module_info": "hubkit.info",
   "diff_modules": "hubkit.diff",
   "convert_module": "hubkit.litert",
+  "add_to_kagglehub_cache": "hubkit.kaggle",
   "pack_module": "hubkit.pack",
   "validate_card": "hubkit.card",
   "publish_module": "hubkit.hosting",

@@ -4,6 +4,10 @@ hubkit cache ls                      list cached modules
 hubkit cache verify                  check completeness and file checksums
 hubkit cache rm HANDLE               remove one module (handle or cache key)
 hubkit cache prune --older_than=DAYS remove modules unused for DAYS
+hubkit cache kaggle HANDLE OWNER/MODEL/FRAMEWORK/VARIATION/VERSION
+                                     put a module into kagglehub's cache
+                                     ($KAGGLEHUB_CACHE), so that
+                                     kagglehub.model_download returns it offline
 """
 
 import datetime
@@ -28,7 +32,17 @@ flags.DEFINE_float(
   flag_values=FLAGS,
 )
 
-_ACTIONS = ("ls", "verify", "rm", "prune")
+flags.DEFINE_string(
+  "kagglehub_cache",
+  None,
+  "For kaggle: kagglehub's cache folder (default: $KAGGLEHUB_CACHE or ~/.cache/kagglehub).",
+  flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+  "overwrite", False, "For kaggle: replace a cached version with other content.", flag_values=FLAGS
+)
+
+_ACTIONS = ("ls", "verify", "rm", "prune", "kaggle")
 
 
 def _row(entry) -> str:
@@ -41,6 +55,19 @@ def main(args: List[str]) -> int:
   if not args or args[0] not in _ACTIONS:
     raise UsageError(f"'hubkit cache' needs an action: {', '.join(_ACTIONS)}.")
   action, rest = args[0], args[1:]
+  if action == "kaggle":
+    if len(rest) != 2:
+      raise UsageError(
+        "'hubkit cache kaggle' takes a module handle and a kagglehub handle "
+        "(owner/model/framework/variation/version)."
+      )
+    from hubkit import kaggle
+
+    path = kaggle.add_to_kagglehub_cache(
+      rest[0], rest[1], cache_dir=FLAGS.kagglehub_cache, overwrite=FLAGS.overwrite
+    )
+    print(f"kagglehub.model_download({rest[1]!r}) now returns {path}")
+    return 0
   from hubkit import cache
 
   module_cache = cache.ModuleCache(FLAGS.cache_dir)
