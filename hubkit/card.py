@@ -254,24 +254,51 @@ def kaggle_metadata(
   fine_tunable: bool,
   license_name: Optional[str],
   datasets: Iterable[str],
+  record: Optional[Mapping[str, Any]] = None,
+  variation: str = "default",
 ) -> Dict[str, Any]:
-  """Returns Kaggle's model-instance-metadata.json content for kagglehub uploads."""
+  """Kaggle's model-instance-metadata.json, filled from the module.
+
+  The instance type and base model come from the module's provenance: a
+  fine-tuned module is a variant of its parent (an external one, named by
+  URL, when the parent is an http(s) handle), anything else a base model.
+
+  Args:
+    handle: publisher/name/version (owner and model slugs).
+    description: the overview.
+    fine_tunable: whether the module has trainable variables.
+    license_name: a tfhub.dev license id, or None (apache-2.0).
+    datasets: training data names.
+    record: the module's hubkit.json.
+    variation: the Kaggle instance (variation) slug.
+  """
   publisher, name, version = parse_handle(handle)
-  return {
+  source = (record or {}).get("source") or {}
+  parent = source.get("parent") if source.get("kind") == "fine_tuned" else None
+  metadata: Dict[str, Any] = {
     "ownerSlug": publisher,
     "modelSlug": name,
-    "instanceSlug": "default",
+    "instanceSlug": variation,
     "framework": "tensorFlow2",
     "overview": " ".join(description.split()),
     "usage": (
-      f"```python\nimport tensorflow_hub as hub\n\nlayer = hub.KerasLayer(PATH, "
-      f"trainable={bool(fine_tunable)})\n```\nVersion {version} of {handle}."
+      "```python\nimport kagglehub\nimport tensorflow_hub as hub\n\n"
+      f'path = kagglehub.model_download("{publisher}/{name}/tensorFlow2/{variation}")\n'
+      f"layer = hub.KerasLayer(path, trainable={bool(fine_tunable)})\n```\n"
+      f"Version {version} of {handle}."
     ),
     "licenseName": _KAGGLE_LICENSES.get(license_name or "apache-2.0", license_name),
     "fineTunable": bool(fine_tunable),
     "trainingData": list(datasets),
-    "modelInstanceType": "Unspecified",
+    "modelInstanceType": "BaseModel",
   }
+  if parent and str(parent).startswith(("http://", "https://")):
+    metadata["modelInstanceType"] = "ExternalVariant"
+    metadata["externalBaseModelUrl"] = parent
+  elif parent:
+    # Fine-tuned from a local folder or archive: no base Kaggle can link to.
+    metadata["modelInstanceType"] = "Unspecified"
+  return metadata
 
 
 def lite_handle(handle: str, quantization: str) -> str:
@@ -361,6 +388,7 @@ def write_card_files(
         fine_tunable,
         next(iter(extra.get("license", [])), None),
         extra.get("dataset", []),
+        record,
       ),
       f,
       indent=2,

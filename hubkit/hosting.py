@@ -41,6 +41,7 @@ import urllib.parse
 from absl import logging
 
 from hubkit import card as card_lib
+from hubkit import atomic
 from hubkit.atomic import as_if_created, atomic_file
 from hubkit import metadata
 from hubkit import pack
@@ -77,6 +78,7 @@ def publish_module(
   allow_ops: Sequence[str] = (),
   formats: Sequence[str] = (),
   quantization: str = "none",
+  kaggle_dir: Optional[str] = None,
 ) -> str:
   """Packs a module and places it in a registry root under `handle`.
 
@@ -99,6 +101,8 @@ def publish_module(
       a verified LiteRT variant (`hubkit.litert.convert_module`) and its Lite
       card; a module that cannot convert is not published at all.
     quantization: the LiteRT variant's quantization ("none" or "dynamic").
+    kaggle_dir: also write a folder ready for `kagglehub.model_upload` (the
+      module's files and its model-instance-metadata.json) there.
 
   Returns:
     The path of the published archive.
@@ -115,6 +119,10 @@ def publish_module(
       f"`formats`={','.join(unknown)} is not a format hubkit publishes; valid: "
       f"{', '.join(FORMATS)} (TF.js: see docs/publishing.md)."
     )
+  if kaggle_dir:
+    atomic.check_parent_writable(kaggle_dir)
+    if os.path.lexists(kaggle_dir):
+      raise UsageError(f"`kaggle_dir` {kaggle_dir} already exists; choose a new folder.")
   target = os.path.join(root, publisher, name, version)
   # The folders made here are removed again if publishing is refused.
   made, missing = [], os.path.dirname(os.path.abspath(target))
@@ -133,6 +141,10 @@ def publish_module(
     if os.path.exists(existing):
       if _sha256(existing) == _sha256(archive):
         logging.info("%s is already published with this content; nothing to do.", handle)
+        if kaggle_dir:
+          _write_kaggle_dir(
+            module_dir, os.path.join(target, card_lib.KAGGLE_METADATA_NAME), kaggle_dir
+          )
         return existing
       raise UsageError(
         f"{handle} is already published with different content, and handles "
@@ -164,6 +176,8 @@ def publish_module(
         f"{handle} was published by someone else meanwhile ({e}); check it with 'hubkit check'."
       ) from e
     published = True
+    if kaggle_dir:
+      _write_kaggle_dir(module_dir, os.path.join(target, card_lib.KAGGLE_METADATA_NAME), kaggle_dir)
     return existing
   finally:
     shutil.rmtree(staging, ignore_errors=True)
@@ -173,6 +187,16 @@ def publish_module(
           os.rmdir(folder)
         except OSError:
           break
+
+
+def _write_kaggle_dir(module_dir: str, metadata_path: str, kaggle_dir: str) -> None:
+  """The module's files plus its Kaggle metadata, as kagglehub.model_upload takes them."""
+  with atomic.atomic_directory(kaggle_dir) as tmp:
+    for name in pack.check_layout(module_dir):
+      destination = os.path.join(tmp, *name.split("/"))
+      os.makedirs(os.path.dirname(destination), exist_ok=True)
+      shutil.copyfile(os.path.join(module_dir, *name.split("/")), destination)
+    shutil.copyfile(metadata_path, os.path.join(tmp, card_lib.KAGGLE_METADATA_NAME))
 
 
 def _add_lite_variant(

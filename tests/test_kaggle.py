@@ -63,3 +63,31 @@ def test_bad_handles_and_hostile_modules_are_refused(tmp_path, offline, capsys):
   with pytest.raises(ops.UnsafeModuleError):
     kaggle.add_to_kagglehub_cache(str(tmp_path / "hostile"), "me/h/tensorFlow2/default/1")
   assert not os.path.exists(marker) and not offline.exists()
+
+
+def test_publish_writes_an_upload_folder_with_metadata_from_the_module(tmp_path, capsys):
+  import json
+
+  base = modules.export_module(
+    "mlp_feature_vector", str(tmp_path / "mlp"), config={"input_dim": 6, "hidden_units": [4]}
+  )
+  root = str(tmp_path / "registry")
+  upload = tmp_path / "upload"
+  argv = ["hubkit", "publish", base, f"--root={root}", "--handle=me/digits/1"]
+  assert cli.main([*argv, f"--kaggle_dir={upload}", "--license=mit", "--dataset=other"]) == 0
+  assert "kagglehub.model_upload('me/digits/tensorFlow2/default'" in capsys.readouterr().out
+  meta = json.loads((upload / "model-instance-metadata.json").read_text())
+  assert meta["modelInstanceType"] == "BaseModel" and meta["framework"] == "tensorFlow2"
+  assert meta["licenseName"] == "MIT" and meta["trainingData"] == ["other"]
+  assert meta["fineTunable"] is True and "kagglehub.model_download" in meta["usage"]
+  assert (upload / "saved_model.pb").read_bytes() == (tmp_path / "mlp/saved_model.pb").read_bytes()
+  assert "already exists" in helpers.cli_error(capsys, [*argv[1:], f"--kaggle_dir={upload}"])
+  # A fine-tuned module published from a URL parent is a variant of it.
+  record = hubkit.read_metadata(base)
+  record["source"] = {"kind": "fine_tuned", "parent": "http://host/me/digits/1", "head": "x"}
+  from hubkit import card
+
+  meta = card.kaggle_metadata("me/tuned/1", "Tuned.", True, None, [], record)
+  assert meta["modelInstanceType"] == "ExternalVariant"
+  assert meta["externalBaseModelUrl"] == "http://host/me/digits/1"
+  assert meta["licenseName"] == "Apache 2.0"

@@ -40,6 +40,12 @@ flags.DEFINE_enum(
   "The LiteRT variant's quantization (dynamic: int8 weights).",
   flag_values=FLAGS,
 )
+flags.DEFINE_string(
+  "kaggle_dir",
+  None,
+  "Also write a folder ready for kagglehub.model_upload (files + model-instance-metadata.json).",
+  flag_values=FLAGS,
+)
 _card_flags.define(FLAGS)
 
 
@@ -61,6 +67,13 @@ def main(args: List[str]) -> int:
     allow_ops=FLAGS.allow_ops,
     formats=FLAGS.formats,
     quantization=FLAGS.quantization,
+    kaggle_dir=FLAGS.kaggle_dir,
   )
   print(f"published {handle} at {path}")
+  if FLAGS.kaggle_dir:
+    publisher, name, _ = handle.split("/")
+    print(
+      f"wrote {FLAGS.kaggle_dir}; upload it with kagglehub.model_upload("
+      f"'{publisher}/{name}/tensorFlow2/default', '{FLAGS.kaggle_dir}')"
+    )
   return 0
