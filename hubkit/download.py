@@ -4,8 +4,10 @@ The client asks for `URL?tf-hub-format=compressed` and streams the answer,
 a tar (usually gzip-compressed) whose root is the SavedModel root, straight
 into `archive.extract_module_archive`, hashing it on the way. What the server
 says about the archive is checked: its Content-Length, and its sha256 when
-the ETag is one (as `hubkit serve` sends). `TFHUB_DISABLE_CERT_VALIDATION=true`
-turns certificate checks off, as it does for tensorflow_hub.
+the ETag is one (as `hubkit serve` sends) or, from a static server, when a
+`<handle>.sha256` file is published beside it (as `hubkit publish` writes).
+`TFHUB_DISABLE_CERT_VALIDATION=true` turns certificate checks off, as it does
+for tensorflow_hub.
 """
 
 import hashlib
@@ -73,6 +75,22 @@ class HashingReader:
       pass
 
 
+def _published_digest(handle: str) -> Optional[str]:
+  """The sha256 a static registry publishes beside the archive (`<handle>.sha256`,
+  as `hubkit publish` writes it), or None when there is none."""
+  parts = urllib.parse.urlsplit(handle)
+  url = urllib.parse.urlunsplit(
+    (parts.scheme, parts.netloc, parts.path.rstrip("/") + ".sha256", "", "")
+  )
+  try:
+    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS, context=ssl_context()) as response:
+      text = response.read(200).decode("ascii", "replace")
+  except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
+    return None
+  match = re.match(r"\s*([0-9a-f]{64})\b", text)
+  return match.group(1) if match else None
+
+
 def download_module(
   handle: str, target: str, digests: Dict[str, str], progress: Optional[bool] = None
 ) -> str:
@@ -121,10 +139,15 @@ def download_module(
     raise FetchError(
       f"the download of {handle} is truncated ({reader.size} of {expected_size} bytes); try again."
     )
-  if re.fullmatch(r"[0-9a-f]{64}", etag) and reader.sha256.hexdigest() != etag:
+  # The checksum: the ETag where it is one (hubkit serve), else the digest
+  # file a static registry keeps beside the archive (nginx's ETag is not).
+  expected, source = etag, "server ETag"
+  if not re.fullmatch(r"[0-9a-f]{64}", etag):
+    expected, source = _published_digest(handle) or "", f"{handle}.sha256"
+  if expected and reader.sha256.hexdigest() != expected:
     raise FetchError(
       f"the archive of {handle} does not match its checksum (sha256 "
-      f"{reader.sha256.hexdigest()[:12]}…, server ETag {etag[:12]}…); "
+      f"{reader.sha256.hexdigest()[:12]}…, {source} {expected[:12]}…); "
       "nothing was cached; the server copy may be corrupt."
     )
   return reader.sha256.hexdigest()

@@ -1,13 +1,21 @@
 """A local module registry that speaks the TF Hub hosting protocol.
 
-Layout on disk, one folder per published version:
+Layout on disk, made so that any static web server (nginx with a plain
+`root`, an object store's website, `python -m http.server`) serves the same
+handle URLs as `hubkit serve`:
 
-    ROOT/<publisher>/<name>/<version>/module.tar.gz
-    ROOT/<publisher>/<name>/<version>/module.tar.gz.sha256          (its digest, sha256sum format)
-    ROOT/<publisher>/<name>/<version>/README.md                     (tfhub.dev card)
-    ROOT/<publisher>/<name>/<version>/model-instance-metadata.json  (Kaggle)
-    ROOT/<publisher>/<name>/<version>/diff.json                     (vs. the previous version)
-    ROOT/<publisher>/<name>/<version>/model.tflite[.sha256], lite.md   (LiteRT variant, its card)
+    ROOT/<publisher>/<name>/<version>          the archive: what `URL?tf-hub-format=compressed`
+                                               returns, since static servers ignore the query
+    ROOT/<publisher>/<name>/<version>.tar.gz   the same archive (a hard link), for the card
+    ROOT/<publisher>/<name>/<version>.sha256   its digest (sha256sum format), which
+                                               `hubkit.resolve` checks where no ETag carries it
+    ROOT/<publisher>/<name>/<version>.d/       README.md (tfhub.dev card), Kaggle metadata,
+                                               diff.json, model.tflite[.sha256], lite.md
+    ROOT/index.json                            every published handle, regenerated atomically
+
+The archive is written last, so a version is either complete or absent.
+Registries written by earlier hubkit versions (`<version>/module.tar.gz`)
+are still served.
 
 `GET /<publisher>/<name>/<version>?tf-hub-format=compressed` streams the
 archive (Content-Length, ETag = quoted sha256), `?lite-format=tflite` the
@@ -47,8 +55,8 @@ from hubkit import metadata
 from hubkit import pack
 from hubkit.errors import UsageError
 
-ARCHIVE_NAME = "module.tar.gz"
-DIGEST_NAME = ARCHIVE_NAME + ".sha256"
+ARCHIVE_NAME = "module.tar.gz"  # inside a staging folder, and in the earlier layout
+INDEX_NAME = "index.json"
 CARD_NAME = "README.md"
 DIFF_NAME = "diff.json"  # what changed since the previous version
 LITE_NAME = "model.tflite"  # the LiteRT variant (publish with formats=["litert"])
@@ -123,43 +131,43 @@ def publish_module(
     atomic.check_parent_writable(kaggle_dir)
     if os.path.lexists(kaggle_dir):
       raise UsageError(f"`kaggle_dir` {kaggle_dir} already exists; choose a new folder.")
-  target = os.path.join(root, publisher, name, version)
+  base = os.path.join(root, publisher, name, version)
   # The folders made here are removed again if publishing is refused.
-  made, missing = [], os.path.dirname(os.path.abspath(target))
+  made, missing = [], os.path.dirname(os.path.abspath(base))
   while not os.path.exists(missing):
     made.append(missing)
     missing = os.path.dirname(missing)
-  os.makedirs(os.path.dirname(target), exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=os.path.dirname(target))
+  os.makedirs(os.path.dirname(base), exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=os.path.dirname(base))
+  extras = os.path.join(staging, "extras")
+  os.makedirs(extras)
   published = False
   try:
     archive = os.path.join(staging, ARCHIVE_NAME)
     pack.pack_module(module_dir, archive)
-    with open(os.path.join(staging, DIGEST_NAME), "w", encoding="ascii") as f:
-      f.write(f"{_sha256(archive)}  {ARCHIVE_NAME}\n")
-    existing = os.path.join(target, ARCHIVE_NAME)
-    if os.path.exists(existing):
-      if _sha256(existing) == _sha256(archive):
+    digest = _sha256(archive)
+    existing = published_archive(base)
+    if existing:
+      if _sha256(existing) == digest:
         logging.info("%s is already published with this content; nothing to do.", handle)
         if kaggle_dir:
-          _write_kaggle_dir(
-            module_dir, os.path.join(target, card_lib.KAGGLE_METADATA_NAME), kaggle_dir
-          )
+          kaggle_metadata = _extras_file(base, card_lib.KAGGLE_METADATA_NAME)
+          _write_kaggle_dir(module_dir, kaggle_metadata, kaggle_dir)
         return existing
       raise UsageError(
         f"{handle} is already published with different content, and handles "
         "are immutable; publish a new version (e.g. "
         f"{publisher}/{name}/{int(version) + 1})."
       )
-    changes = _compare_with_previous(root, handle, module_dir, staging, allow_breaking, allow_ops)
+    changes = _compare_with_previous(root, handle, module_dir, extras, allow_breaking, allow_ops)
     if "litert" in formats:
-      _add_lite_variant(module_dir, staging, handle, description, quantization, allow_ops)
+      _add_lite_variant(module_dir, extras, handle, description, quantization, allow_ops)
     record = metadata.read_metadata(module_dir)
     card_lib.write_card_files(
-      staging,
+      extras,
       handle,
       description or card_lib.default_description(record),
-      f"{handle}/{ARCHIVE_NAME}",
+      f"{handle}.tar.gz",
       record,
       task=task,
       fine_tunable=fine_tunable,
@@ -168,17 +176,12 @@ def publish_module(
       card_name=CARD_NAME,
       changes=changes,
     )
-    as_if_created(staging, is_dir=True)
-    try:
-      os.rename(staging, target)
-    except OSError as e:
-      raise UsageError(
-        f"{handle} was published by someone else meanwhile ({e}); check it with 'hubkit check'."
-      ) from e
+    _place(staging, archive, digest, base, handle)
     published = True
+    _write_index(root)
     if kaggle_dir:
-      _write_kaggle_dir(module_dir, os.path.join(target, card_lib.KAGGLE_METADATA_NAME), kaggle_dir)
-    return existing
+      _write_kaggle_dir(module_dir, _extras_file(base, card_lib.KAGGLE_METADATA_NAME), kaggle_dir)
+    return f"{base}.tar.gz"
   finally:
     shutil.rmtree(staging, ignore_errors=True)
     if not published:
@@ -187,6 +190,75 @@ def publish_module(
           os.rmdir(folder)
         except OSError:
           break
+
+
+def published_archive(base: str) -> Optional[str]:
+  """The archive published at ROOT/publisher/name/version (`base`), as its
+  `.tar.gz` name, or None (also reading the earlier layout,
+  `<version>/module.tar.gz`)."""
+  if os.path.isfile(base) and os.path.isfile(f"{base}.tar.gz"):
+    return f"{base}.tar.gz"
+  legacy = os.path.join(base, ARCHIVE_NAME)
+  return legacy if os.path.isfile(legacy) else None
+
+
+def _extras_file(base: str, name: str) -> str:
+  """Where a version's other file `name` lives: its .d folder, or the
+  version folder of the earlier layout."""
+  return os.path.join(base if os.path.isdir(base) else f"{base}.d", name)
+
+
+def _place(staging: str, archive: str, digest: str, base: str, handle: str) -> None:
+  """Moves a finished version into place, the archive last: a reader (or a
+  static server) sees either the whole version or none of it."""
+  extras = os.path.join(staging, "extras")
+  if os.path.isdir(f"{base}.d") and not os.path.exists(base):
+    shutil.rmtree(f"{base}.d")  # left by a publish that died before its archive
+  as_if_created(extras, is_dir=True)
+  os.rename(extras, f"{base}.d")
+  with atomic_file(f"{base}.sha256", "w") as f:
+    f.write(f"{digest}  {os.path.basename(base)}\n")
+  for suffix in (".tar.gz", ""):
+    try:
+      os.link(archive, base + suffix)
+    except FileExistsError as e:
+      raise UsageError(
+        f"{handle} was published by someone else meanwhile ({e}); check it with 'hubkit check'."
+      ) from e
+    except OSError:
+      # No hard links on this file system: a copy, renamed into place.
+      shutil.copyfile(archive, f"{archive}.copy")
+      os.rename(f"{archive}.copy", base + suffix)
+
+
+def _write_index(root: str) -> None:
+  """Rewrites ROOT/index.json (every handle, newest version first) under a
+  lock, so that concurrent publishers do not lose each other's entries."""
+  import fcntl
+
+  with open(os.path.join(root, ".index.lock"), "a", encoding="utf-8") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    modules = []
+    for publisher in sorted(os.listdir(root)):
+      folder = os.path.join(root, publisher)
+      if not _SEGMENT.match(publisher) or not os.path.isdir(folder):
+        continue
+      for name in sorted(os.listdir(folder)):
+        model = os.path.join(folder, name)
+        if not os.path.isdir(model) or name.endswith(".d") or name.startswith("."):
+          continue
+        versions = sorted(
+          (
+            int(v)
+            for v in os.listdir(model)
+            if v.isdigit() and published_archive(os.path.join(model, v))
+          ),
+          reverse=True,
+        )
+        if versions:
+          modules.append({"handle": f"{publisher}/{name}", "versions": versions})
+    with atomic_file(os.path.join(root, INDEX_NAME), "w") as f:
+      json.dump({"modules": modules}, f, indent=1)
 
 
 def _write_kaggle_dir(module_dir: str, metadata_path: str, kaggle_dir: str) -> None:
@@ -201,7 +273,7 @@ def _write_kaggle_dir(module_dir: str, metadata_path: str, kaggle_dir: str) -> N
 
 def _add_lite_variant(
   module_dir: str,
-  staging: str,
+  extras: str,
   handle: str,
   description: Optional[str],
   quantization: str,
@@ -211,9 +283,9 @@ def _add_lite_variant(
   from hubkit import litert
 
   result = litert.convert_module(
-    module_dir, os.path.join(staging, LITE_NAME), quantization=quantization, allow_ops=allow_ops
+    module_dir, os.path.join(extras, LITE_NAME), quantization=quantization, allow_ops=allow_ops
   )
-  with atomic_file(os.path.join(staging, LITE_NAME + ".sha256"), "w") as f:
+  with atomic_file(os.path.join(extras, LITE_NAME + ".sha256"), "w") as f:
     f.write(f"{_sha256(result.path)}  {LITE_NAME}\n")
   details = [
     f"{result.bytes} bytes ({result.bytes / max(result.saved_model_bytes, 1):.2f} x the "
@@ -225,14 +297,14 @@ def _add_lite_variant(
   text = card_lib.render_lite_card(
     handle,
     description or f"The LiteRT variant of {handle}.",
-    f"{handle}/{LITE_NAME}",
+    f"{handle}.d/{LITE_NAME}",
     quantization,
     details,
   )
   problems = card_lib.validate_card_text(text)
   if problems:
     raise UsageError(f"the Lite card would be invalid: {problems[0]}.")
-  with atomic_file(os.path.join(staging, LITE_CARD_NAME), "w") as f:
+  with atomic_file(os.path.join(extras, LITE_CARD_NAME), "w") as f:
     f.write(text)
 
 
@@ -243,9 +315,7 @@ def _previous_version(root: str, handle: str) -> Optional[str]:
   earlier = [
     int(v)
     for v in (os.listdir(folder) if os.path.isdir(folder) else [])
-    if v.isdigit()
-    and int(v) < int(version)
-    and os.path.isfile(os.path.join(folder, v, ARCHIVE_NAME))
+    if v.isdigit() and int(v) < int(version) and published_archive(os.path.join(folder, v))
   ]
   return f"{publisher}/{name}/{max(earlier)}" if earlier else None
 
@@ -254,7 +324,7 @@ def _compare_with_previous(
   root: str,
   handle: str,
   module_dir: str,
-  staging: str,
+  extras: str,
   allow_breaking: bool,
   allow_ops: Sequence[str],
 ) -> List[str]:
@@ -265,8 +335,9 @@ def _compare_with_previous(
   from hubkit import diff
 
   result = diff.diff_modules(
-    os.path.join(root, previous, ARCHIVE_NAME), module_dir, allow_ops=allow_ops
+    published_archive(os.path.join(root, previous)), module_dir, allow_ops=allow_ops
   )
+
   if result.breaking and not allow_breaking:
     breaking = "; ".join(
       f"{c.area}: {c.detail}" for c in result.changes if c.severity == diff.BREAKING
@@ -276,7 +347,7 @@ def _compare_with_previous(
       f"publish it under a new name, or pass `allow_breaking` (see 'hubkit diff')."
     )
   record = dict(result.as_dict(), old=previous, new=handle)
-  with atomic_file(os.path.join(staging, DIFF_NAME), "w") as f:
+  with atomic_file(os.path.join(extras, DIFF_NAME), "w") as f:
     json.dump(record, f, indent=1)
   return [f"Against {previous}: {result.summary()}."] + [
     f"{c.severity}: {c.area}: {c.detail}" for c in result.changes
@@ -330,6 +401,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def do_GET(self):
     url = urllib.parse.urlsplit(self.path)
     query = urllib.parse.parse_qs(url.query)
+    if url.path == f"/{INDEX_NAME}":
+      index = self._regular_file(os.path.realpath(self.server.root), INDEX_NAME)
+      if index is None:
+        self._send_text(404, "no index yet; publish a module with 'hubkit publish'")
+        return
+      with open(index, encoding="utf-8") as f:
+        self._send_text(200, f.read().rstrip("\n"), "application/json")
+      return
     version_dir = self._version_dir(url.path)
     if version_dir is None:
       self._send_text(
@@ -337,10 +416,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         f"no module at {url.path}: handles look like /publisher/name/version",
       )
       return
-    archive = self._regular_file(version_dir, ARCHIVE_NAME)
+    archive = self._regular_file(
+      os.path.dirname(version_dir), os.path.basename(version_dir)
+    ) or self._regular_file(version_dir, ARCHIVE_NAME)
     if archive is None:
       self._send_text(404, f"no module published as {url.path.strip('/')}")
       return
+    # The card and variants: in <version>.d/, or beside the archive in the
+    # earlier layout.
+    version_dir = version_dir if os.path.isdir(version_dir) else f"{version_dir}.d"
     lite = query.get("lite-format", [None])[0]
     if lite is not None:
       self._send_lite(version_dir, url.path.strip("/"), lite)

@@ -165,7 +165,7 @@ def test_unsafe_archives_are_refused(server, fresh_cache, name, entries, message
 
 
 def test_corrupt_and_truncated_archives_are_refused(server, fresh_cache):
-  good = os.path.join(server.root, "me", "race", "1", hosting.ARCHIVE_NAME)
+  good = hosting.published_archive(os.path.join(server.root, "me", "race", "1"))
   with open(good, "rb") as f:
     data = f.read()
   for name, payload in [

@@ -24,7 +24,7 @@ def test_demo_end_to_end(tmp_path, capsys):
   tuned = hubkit.read_metadata(str(workdir / "feature_extractor_finetuned"))
   assert tuned["source"]["parent"].endswith("/hubkit/digits-features/1")
   assert tuned["metrics"]["val_accuracy"] > 0.8
-  assert (workdir / "registry" / "hubkit" / "digits-features" / "1" / "module.tar.gz").exists()
+  assert (workdir / "registry" / "hubkit" / "digits-features" / "1.tar.gz").exists()
   assert layout.disallowed_paths(str(module_dir)) == []
   with open(module_dir / layout.METADATA_RELPATH) as f:
     record = json.load(f)

@@ -169,7 +169,7 @@ def test_publish_refuses_a_breaking_version_and_records_a_compatible_one(
 ):
   root = str(tmp_path / "registry")
   hubkit.publish_module(versions["base"], root, "me/dense/1")
-  assert not os.path.exists(os.path.join(root, "me/dense/1", "diff.json"))
+  assert not os.path.exists(os.path.join(root, "me/dense/1.d", "diff.json"))
   err = helpers.cli_error(
     capsys,
     ["publish", versions["wider_output"], f"--root={root}", "--handle=me/dense/2"],
@@ -177,15 +177,15 @@ def test_publish_refuses_a_breaking_version_and_records_a_compatible_one(
   assert "would break consumers of me/dense/1" in err and "--allow_breaking" in err
   assert not os.path.exists(os.path.join(root, "me/dense/2"))
   hubkit.publish_module(versions["optional_argument"], root, "me/dense/2")
-  with open(os.path.join(root, "me/dense/2", "diff.json")) as f:
+  with open(os.path.join(root, "me/dense/2.d", "diff.json")) as f:
     record = json.load(f)
   assert record["old"] == "me/dense/1" and record["breaking"] is False
-  with open(os.path.join(root, "me/dense/2", "README.md")) as f:
+  with open(os.path.join(root, "me/dense/2.d", "README.md")) as f:
     card_text = f.read()
   assert "## Changes" in card_text and "optional argument 'scale' is new" in card_text
-  assert hubkit.validate_card(os.path.join(root, "me/dense/2", "README.md")) == []
+  assert hubkit.validate_card(os.path.join(root, "me/dense/2.d", "README.md")) == []
   # Version 3 is compared with 2, the latest before it.
   hubkit.publish_module(versions["no_training_argument"], root, "me/dense/3", allow_breaking=True)
-  with open(os.path.join(root, "me/dense/3", "diff.json")) as f:
+  with open(os.path.join(root, "me/dense/3.d", "diff.json")) as f:
     record = json.load(f)
   assert record["old"] == "me/dense/2" and record["breaking"] is True

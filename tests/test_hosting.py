@@ -33,17 +33,25 @@ def _get(url, method="GET"):
 
 def test_publish_layout_and_immutability(published, capsys):
   root = published["root"]
-  version_dir = os.path.join(root, "me", "mul", "1")
-  assert sorted(os.listdir(version_dir)) == [
+  model_dir = os.path.join(root, "me", "mul")
+  # A static tree: the handle path is the archive itself (static servers
+  # ignore ?tf-hub-format=compressed), its digest and other files beside it.
+  assert sorted(os.listdir(model_dir)) == ["1", "1.d", "1.sha256", "1.tar.gz"]
+  assert published["archive"] == os.path.join(model_dir, "1.tar.gz")
+  assert sorted(os.listdir(os.path.join(model_dir, "1.d"))) == [
     "README.md",
     "model-instance-metadata.json",
-    "module.tar.gz",
-    "module.tar.gz.sha256",
   ]
-  with open(os.path.join(version_dir, "module.tar.gz.sha256")) as f:
-    assert f.read() == (
-      metadata.sha256_file(os.path.join(version_dir, "module.tar.gz")) + "  module.tar.gz\n"
-    )
+  with open(os.path.join(model_dir, "1.sha256")) as f:
+    assert f.read() == metadata.sha256_file(os.path.join(model_dir, "1")) + "  1\n"
+  with (
+    open(os.path.join(model_dir, "1.tar.gz"), "rb") as a,
+    open(os.path.join(model_dir, "1"), "rb") as b,
+  ):
+    assert a.read() == b.read()
+  with open(os.path.join(root, "index.json")) as f:
+    assert json.load(f) == {"modules": [{"handle": "me/mul", "versions": [1]}]}
+  version_dir = os.path.join(model_dir, "1.d")
   assert hubkit.validate_card(os.path.join(version_dir, "README.md")) == []
   # The same content again is a no-op; other content under the same handle is refused.
   assert hubkit.publish_module(published["module"], root, "me/mul/1") == published["archive"]
@@ -67,8 +75,10 @@ def test_publish_layout_and_immutability(published, capsys):
     )
     == 0
   )
-  with open(os.path.join(root, "me", "mul", "2", "diff.json")) as f:
+  with open(os.path.join(root, "me", "mul", "2.d", "diff.json")) as f:
     assert json.load(f)["breaking"] is True
+  with open(os.path.join(root, "index.json")) as f:
+    assert json.load(f) == {"modules": [{"handle": "me/mul", "versions": [2, 1]}]}
   assert not [n for n in os.listdir(os.path.join(root, "me", "mul")) if n.endswith(".tmp")]
 
 

@@ -108,7 +108,7 @@ def test_publish_with_litert_and_fetch_it_with_lite_format(library, tmp_path):
   root = str(tmp_path / "registry")
   hubkit.publish_module(library["image_feature_vector"], root, "me/features/1", formats=["litert"])
   hubkit.publish_module(library["mlp_feature_vector"], root, "me/mlp/1")
-  version_dir = os.path.join(root, "me", "features", "1")
+  version_dir = os.path.join(root, "me", "features", "1.d")
   assert card.validate_card(os.path.join(version_dir, "lite.md")) == []
   lite_card = open(os.path.join(version_dir, "lite.md")).read()
   assert "outputs equal the SavedModel's within" in lite_card

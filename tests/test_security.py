@@ -466,23 +466,26 @@ def test_server_holds_up(good_module, tmp_path, monkeypatch):
   root = str(tmp_path / "root")
   hubkit.publish_module(good_module, root, "me/ok/1")
   hubkit.publish_module(good_module, root, "me/nocard/1")
-  os.remove(os.path.join(root, "me", "nocard", "1", hosting.CARD_NAME))
+  os.remove(os.path.join(root, "me", "nocard", "1.d", hosting.CARD_NAME))
   secret = tmp_path / "secret.tar.gz"
   secret.write_bytes(b"secret")
   os.makedirs(os.path.join(root, "me", "link", "1"))
   os.symlink(secret, os.path.join(root, "me", "link", "1", hosting.ARCHIVE_NAME))
+  os.makedirs(os.path.join(root, "me", "link2"))
+  os.symlink(secret, os.path.join(root, "me", "link2", "1"))  # the static layout
   monkeypatch.setattr(hosting._Handler, "timeout", 1)
   with hosting.serving(root) as server:
     server._slots = __import__("threading").BoundedSemaphore(2)
     assert b" 404 " in _raw_get(server.url, "/me/nocard/1").split(b"\r\n")[0] + b" "
     assert b"secret" not in _raw_get(server.url, "/me/link/1?tf-hub-format=compressed")
+    assert b"secret" not in _raw_get(server.url, "/me/link2/1?tf-hub-format=compressed")
     idle = [socket.create_connection(server_address_of(server)) for _ in range(2)]
     refused = _raw_get(server.url, "/me/ok/1")
     assert refused.startswith(b"HTTP/1.1 503")
     time.sleep(2.5)  # the idle connections time out and free their slots
     served = _raw_get(server.url, "/me/ok/1?tf-hub-format=compressed")
     assert served.startswith(b"HTTP/1.1 200")
-    digest = open(os.path.join(root, "me", "ok", "1", hosting.DIGEST_NAME)).read(64)
+    digest = open(os.path.join(root, "me", "ok", "1.sha256")).read(64)
     assert f'ETag: "{digest}"'.encode() in served
     for s in idle:
       s.close()
