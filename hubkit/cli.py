@@ -46,6 +46,7 @@ COMMANDS = {
     "convert",
     "Convert a module to LiteRT (TFLite), verified against the SavedModel's outputs.",
   ),
+  "verify": ("verify", "Say which trusted key signed a module (OpenSSF model-signing)."),
   "pack": ("pack", "Pack a module into a deterministic hosting-protocol .tar.gz with its card."),
   "validate-card": ("validate_card", "Validate a tfhub.dev markdown card."),
   "publish": ("publish", "Pack and publish a module into a local registry root."),
@@ -59,7 +60,7 @@ COMMANDS = {
 
 # Commands that never touch TensorFlow: the CLI does not start it for them,
 # so they cost a Python start, not a TensorFlow one.
-_WITHOUT_TENSORFLOW = frozenset({"pack", "validate-card", "publish", "serve", "cache"})
+_WITHOUT_TENSORFLOW = frozenset({"pack", "validate-card", "publish", "serve", "cache", "verify"})
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

@@ -87,6 +87,7 @@ def publish_module(
   formats: Sequence[str] = (),
   quantization: str = "none",
   kaggle_dir: Optional[str] = None,
+  signing_key: Optional[str] = None,
 ) -> str:
   """Packs a module and places it in a registry root under `handle`.
 
@@ -111,6 +112,8 @@ def publish_module(
     quantization: the LiteRT variant's quantization ("none" or "dynamic").
     kaggle_dir: also write a folder ready for `kagglehub.model_upload` (the
       module's files and its model-instance-metadata.json) there.
+    signing_key: sign the module with this PEM private key (OpenSSF
+      model-signing; see `hubkit.signing`).
 
   Returns:
     The path of the published archive.
@@ -144,7 +147,7 @@ def publish_module(
   published = False
   try:
     archive = os.path.join(staging, ARCHIVE_NAME)
-    pack.pack_module(module_dir, archive)
+    pack.pack_module(module_dir, archive, signing_key=signing_key)
     digest = _sha256(archive)
     existing = published_archive(base)
     if existing:

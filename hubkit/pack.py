@@ -10,6 +10,7 @@ same bytes, so an archive's sha256 identifies its content.
 import io
 import os
 import tarfile
+import tempfile
 from typing import BinaryIO, List, Mapping, Optional, Sequence, Tuple
 
 from hubkit import gzip_codec
@@ -109,7 +110,13 @@ def write_archive(
           tar.addfile(_info(name, os.path.getsize(path)), _Counting(f, progress))
 
 
-def pack_module(module_dir: str, output: str, overwrite: bool = False, warmup: bool = False) -> str:
+def pack_module(
+  module_dir: str,
+  output: str,
+  overwrite: bool = False,
+  warmup: bool = False,
+  signing_key: Optional[str] = None,
+) -> str:
   """Packs a SavedModel directory into a deterministic `.tar.gz` archive.
 
   Args:
@@ -118,6 +125,8 @@ def pack_module(module_dir: str, output: str, overwrite: bool = False, warmup: b
     overwrite: replace an existing archive.
     warmup: add TF Serving warm-up requests made from sample inputs
       (`hubkit.warmup`) as assets.extra/tf_serving_warmup_requests.
+    signing_key: sign the module's files with this PEM private key
+      (`hubkit.signing`); the signature goes in as assets.extra/model.sig.
 
   Returns:
     The absolute path of the archive.
@@ -135,6 +144,15 @@ def pack_module(module_dir: str, output: str, overwrite: bool = False, warmup: b
 
     name = os.path.basename(os.path.abspath(module_dir))
     added[warmup_lib.FILE_NAME] = warmup_lib.warmup_requests(module_dir, name)
+  if signing_key:
+    from hubkit import signing
+
+    # The signature covers the module's own files (not the warm-up requests
+    # made from them at pack time).
+    with tempfile.TemporaryDirectory(prefix="hubkit_sign_") as tmp:
+      signature = signing.sign_module(module_dir, signing_key, os.path.join(tmp, "model.sig"))
+      with open(signature, "rb") as f:
+        added[signing.SIGNATURE_RELPATH] = f.read()
   with atomic_file(output, "wb", overwrite=overwrite) as f:
     write_archive(module_dir, f, added)
   return os.path.abspath(output)

@@ -10,20 +10,45 @@ themselves) and without putting a local archive in the cache.
 
 import contextlib
 import shutil
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from hubkit import archive
 from hubkit import cache
 from hubkit import handles
+from hubkit import signing
 
 
-def resolve(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = ()) -> str:
+def resolve(
+  handle: str,
+  safe_mode: bool = True,
+  allow_ops: Sequence[str] = (),
+  trusted_keys: Optional[Sequence[str]] = None,
+) -> str:
   """Returns a local SavedModel directory for a path, archive or URL handle,
-  using the cache in `$TFHUB_CACHE_DIR` (see `ModuleCache.resolve`)."""
-  return cache.ModuleCache().resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops)
+  using the cache in `$TFHUB_CACHE_DIR` (see `ModuleCache.resolve`).
+
+  Where trusted keys are given (or set in $HUBKIT_TRUSTED_KEYS) the module
+  must carry a signature one of them verifies (`hubkit.signing`); otherwise
+  hubkit.signing.SignatureError is raised and nothing is loaded."""
+  path = cache.ModuleCache().resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops)
+  keys = signing.trusted_keys(trusted_keys)
+  if keys:
+    try:
+      signing.verify_module(path, keys)
+    except signing.SignatureError:
+      if handles.classify(handle)[0] != handles.DIRECTORY:
+        cache.ModuleCache().remove(handle)  # a module nobody vouches for is not kept
+      raise
+  return path
 
 
-def load(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = (), **kwargs) -> Any:
+def load(
+  handle: str,
+  safe_mode: bool = True,
+  allow_ops: Sequence[str] = (),
+  trusted_keys: Optional[Sequence[str]] = None,
+  **kwargs,
+) -> Any:
   """`tf.saved_model.load(resolve(handle), **kwargs)`, after an op scan.
 
   Args:
@@ -32,6 +57,8 @@ def load(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = (), **k
       the process (the verdict is remembered per content digest); pass False
       only for a module you trust.
     allow_ops: op types you reviewed and allow beyond the allow-list.
+    trusted_keys: public keys one of which must have signed the module
+      (default: $HUBKIT_TRUSTED_KEYS; none: no signature required).
     **kwargs: passed to `tf.saved_model.load` (e.g. `tags`, `options`).
 
   Raises:
@@ -40,7 +67,9 @@ def load(handle: str, safe_mode: bool = True, allow_ops: Sequence[str] = (), **k
   """
   import tensorflow as tf
 
-  return tf.saved_model.load(resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops), **kwargs)
+  return tf.saved_model.load(
+    resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops, trusted_keys=trusted_keys), **kwargs
+  )
 
 
 @contextlib.contextmanager

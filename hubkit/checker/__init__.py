@@ -17,6 +17,7 @@ from hubkit import cache
 from hubkit import check_records
 from hubkit import handles
 from hubkit import resolver
+from hubkit import signing
 from hubkit.checker import rule_table
 from hubkit.checker.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
 from hubkit.errors import NotFoundError, UsageError
@@ -155,6 +156,8 @@ def check_module(
     dynamic rules could not run (`report.complete` is then False).
 
   Raises:
+    hubkit.signing.SignatureError: trusted keys are set ($HUBKIT_TRUSTED_KEYS)
+      and none verifies the module's signature.
     UsageError: the check cannot run (not a SavedModel, an unsafe archive,
       unreadable `inputs`); NotFoundError (also an OSError) for a missing
       path; hubkit.errors.FetchError / ArchiveError for a URL or archive
@@ -173,7 +176,11 @@ def check_module(
       f"valid: {', '.join(REQUIRABLE)}."
     )
   strict = _Strict(require, on_result)
+  keys = signing.trusted_keys()
   with resolver.local_module(path) as module_dir:
+    if keys:
+      # A module that is not what its trusted publisher signed is not checked.
+      signing.verify_module(module_dir, keys)
     return _check_local(
       module_dir, path, reference, inputs, tolerance, allow_ops, unconfined, timeout, strict
     )

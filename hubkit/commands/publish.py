@@ -46,6 +46,12 @@ flags.DEFINE_string(
   "Also write a folder ready for kagglehub.model_upload (files + model-instance-metadata.json).",
   flag_values=FLAGS,
 )
+flags.DEFINE_string(
+  "signing_key",
+  None,
+  "Sign the module with this PEM private key (OpenSSF model-signing).",
+  flag_values=FLAGS,
+)
 _card_flags.define(FLAGS)
 
 
@@ -68,6 +74,7 @@ def main(args: List[str]) -> int:
     formats=FLAGS.formats,
     quantization=FLAGS.quantization,
     kaggle_dir=FLAGS.kaggle_dir,
+    signing_key=FLAGS.signing_key,
   )
   print(f"published {handle} at {path}")
   if FLAGS.kaggle_dir:
