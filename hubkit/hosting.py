@@ -51,6 +51,7 @@ from absl import logging
 from hubkit import card as card_lib
 from hubkit import atomic
 from hubkit.atomic import as_if_created, atomic_file
+from hubkit import layout
 from hubkit import metadata
 from hubkit import pack
 from hubkit.errors import UsageError
@@ -267,10 +268,7 @@ def _write_index(root: str) -> None:
 def _write_kaggle_dir(module_dir: str, metadata_path: str, kaggle_dir: str) -> None:
   """The module's files plus its Kaggle metadata, as kagglehub.model_upload takes them."""
   with atomic.atomic_directory(kaggle_dir) as tmp:
-    for name in pack.check_layout(module_dir):
-      destination = os.path.join(tmp, *name.split("/"))
-      os.makedirs(os.path.dirname(destination), exist_ok=True)
-      shutil.copyfile(os.path.join(module_dir, *name.split("/")), destination)
+    layout.copy_files(module_dir, tmp, pack.check_layout(module_dir))
     shutil.copyfile(metadata_path, os.path.join(tmp, card_lib.KAGGLE_METADATA_NAME))
 
 

@@ -24,7 +24,6 @@ Example:
 import filecmp
 import os
 import re
-import shutil
 from typing import Optional, Sequence, Tuple
 
 from hubkit import atomic
@@ -123,10 +122,7 @@ def add_to_kagglehub_cache(
     if os.path.exists(marker):
       os.remove(marker)
     with atomic.atomic_directory(target, overwrite=True) as tmp:
-      for name in files:
-        destination = os.path.join(tmp, *name.split("/"))
-        os.makedirs(os.path.dirname(destination), exist_ok=True)
-        shutil.copyfile(os.path.join(module_dir, *name.split("/")), destination)
+      layout.copy_files(module_dir, tmp, files)
   with atomic.atomic_file(marker, "w") as f:
     f.write("")
   return target

@@ -7,6 +7,7 @@ be shipped to every consumer, so exporters and packers refuse it.
 """
 
 import os
+import shutil
 from typing import Iterator, List
 
 ALLOWED_FILES = (
@@ -82,3 +83,12 @@ def symlinks(root: str) -> List[str]:
       if os.path.islink(full):
         found.append(os.path.relpath(full, root).replace(os.sep, "/"))
   return found
+
+
+def copy_files(module_dir: str, target: str, files: List[str]) -> None:
+  """Copies `files` (module-relative, "/"-separated) from `module_dir` into
+  the existing folder `target`, creating subfolders."""
+  for name in files:
+    destination = os.path.join(target, *name.split("/"))
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    shutil.copyfile(os.path.join(module_dir, *name.split("/")), destination)
