@@ -13,6 +13,7 @@ run that was killed resumes from its last epoch into exactly the batches an
 uninterrupted run would have seen.
 """
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -437,11 +438,11 @@ def finetune(
     "seed": seed,
   }
   checkpoint_dir = checkpoint_dir or f"{os.path.abspath(export_dir)}.checkpoint"
-  backup_dir = os.path.join(checkpoint_dir, _run_key(settings))
-  if not is_chief:
-    # Every worker saves its own training state, beside the chief's.
-    task = _cluster_task()[1]
-    backup_dir = os.path.join(backup_dir, f"{task.get('type')}-{task.get('index', 0)}")
+  # Every task keeps its own training state in a sibling folder: one that
+  # finishes first and removes its state must not remove another's.
+  task = {} if is_chief else _cluster_task()[1]
+  role = "chief" if is_chief else f"{task.get('type')}-{task.get('index', 0)}"
+  backup_dir = os.path.join(checkpoint_dir, _run_key(settings), role)
   with distribution.scope():
     if keras_version == "3":
       import keras
@@ -494,6 +495,10 @@ def finetune(
     shuffle=False,
     verbose=verbose,
   )
+  # The run's folders, once every task's state is gone (each removes its own).
+  for folder in (os.path.dirname(backup_dir), checkpoint_dir):
+    with contextlib.suppress(OSError):
+      os.rmdir(folder)
   losses = history.history.get("loss", [])
   if not np.all(np.isfinite(losses)):
     raise HubkitError(
