@@ -28,6 +28,7 @@ import numpy as np
 import _report
 import hubkit
 from hubkit import litert
+from hubkit import locking
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 200, "Alternating timed calls per side.", lower_bound=5)
@@ -49,10 +50,6 @@ def _median_ms(first, second):
   return statistics.median(a), statistics.median(b)
 
 
-def _folder_bytes(path):
-  return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
-
-
 def main(argv):
   del argv
   import tensorflow as tf
@@ -65,7 +62,7 @@ def main(argv):
       config={"filters": [32, 64, 128], "num_features": 256},
     )
     saved = tf.saved_model.load(module)
-    saved_bytes = _folder_bytes(module)
+    saved_bytes = locking.dir_size(module)
     for quantization in ("none", "dynamic"):
       print(f"converting ({quantization}) ...", file=sys.stderr, flush=True)
       result = hubkit.convert_module(

@@ -23,6 +23,7 @@ Example:
 """
 
 import dataclasses
+import functools
 import hashlib
 import os
 from typing import Any, Dict, List, Optional, Sequence
@@ -305,7 +306,7 @@ def _compare_variables(old: _Snapshot, new: _Snapshot) -> List[Change]:
   return changes
 
 
-def _compare_files(old: _Snapshot, new: _Snapshot) -> List[Change]:
+def _compare_assets_losses_and_ops(old: _Snapshot, new: _Snapshot) -> List[Change]:
   changes = []
   for name in sorted(set(old.assets) - set(new.assets)):
     changes.append(Change(BREAKING, "assets", f"{name} is gone"))
@@ -400,12 +401,9 @@ def diff_modules(
   import tensorflow as tf
 
   snapshots = []
-  with resolver.local_module(old) as old_dir, resolver.local_module(new) as new_dir:
+  scanned = functools.partial(resolver.local_module, safe_mode=safe_mode, allow_ops=allow_ops)
+  with scanned(old) as old_dir, scanned(new) as new_dir:
     for module_dir in (old_dir, new_dir):
-      if safe_mode:
-        from hubkit.safety import verdicts
-
-        verdicts.ensure_safe(module_dir, allow_ops)
       try:
         obj = tf.saved_model.load(module_dir)
       except Exception as e:
@@ -426,7 +424,7 @@ def diff_modules(
       + _compare_arguments(a, b)
       + _compare_signatures(a, b)
       + _compare_variables(a, b)
-      + _compare_files(a, b)
+      + _compare_assets_losses_and_ops(a, b)
     )
     drift = _drift(a, b, inputs)
   if drift is not None and drift["max_rel"] > tolerance:

@@ -248,17 +248,7 @@ def _write_index(root: str) -> None:
       if not _SEGMENT.match(publisher) or not os.path.isdir(folder):
         continue
       for name in sorted(os.listdir(folder)):
-        model = os.path.join(folder, name)
-        if not os.path.isdir(model) or name.endswith(".d") or name.startswith("."):
-          continue
-        versions = sorted(
-          (
-            int(v)
-            for v in os.listdir(model)
-            if v.isdigit() and published_archive(os.path.join(model, v))
-          ),
-          reverse=True,
-        )
+        versions = _published_versions(os.path.join(folder, name))
         if versions:
           modules.append({"handle": f"{publisher}/{name}", "versions": versions})
     with atomic_file(os.path.join(root, INDEX_NAME), "w") as f:
@@ -312,13 +302,19 @@ def _add_lite_variant(
 def _previous_version(root: str, handle: str) -> Optional[str]:
   """The latest published version below `handle`'s, as a handle, or None."""
   publisher, name, version = card_lib.parse_handle(handle)
-  folder = os.path.join(root, publisher, name)
   earlier = [
-    int(v)
-    for v in (os.listdir(folder) if os.path.isdir(folder) else [])
-    if v.isdigit() and int(v) < int(version) and published_archive(os.path.join(folder, v))
+    v for v in _published_versions(os.path.join(root, publisher, name)) if v < int(version)
   ]
-  return f"{publisher}/{name}/{max(earlier)}" if earlier else None
+  return f"{publisher}/{name}/{earlier[0]}" if earlier else None
+
+
+def _published_versions(model_folder: str) -> List[int]:
+  """The versions published in ROOT/publisher/name, newest first."""
+  names = os.listdir(model_folder) if os.path.isdir(model_folder) else []
+  return sorted(
+    (int(v) for v in names if v.isdigit() and published_archive(os.path.join(model_folder, v))),
+    reverse=True,
+  )
 
 
 def _compare_with_previous(

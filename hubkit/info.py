@@ -45,16 +45,12 @@ def module_info(
     As `hubkit.resolve`; hubkit.safety.ops.UnsafeModuleError when
     `safe_mode` refuses the module.
   """
-  with resolver.local_module(handle) as module_dir:
+  with resolver.local_module(handle, safe_mode=safe_mode, allow_ops=allow_ops) as module_dir:
     files = list(layout.iter_files(module_dir))
     sizes = {f: os.path.getsize(os.path.join(module_dir, f)) for f in files}
     provenance = metadata.read_metadata(module_dir)
     if provenance is not None:
       provenance = {k: v for k, v in provenance.items() if k != "files"}
-    if safe_mode:
-      from hubkit.safety import verdicts
-
-      verdicts.ensure_safe(module_dir, allow_ops)
     info: Dict[str, Any] = {
       "handle": os.fspath(handle),
       "files": len(files),

@@ -101,14 +101,10 @@ def add_to_kagglehub_cache(
   )
   target = os.path.join(base, str(version))
   marker = os.path.join(base, f"{version}.complete")
-  with resolver.local_module(handle) as module_dir:
+  with resolver.local_module(handle, safe_mode=safe_mode, allow_ops=allow_ops) as module_dir:
     from hubkit import pack
 
     files = pack.check_layout(module_dir)
-    if safe_mode:
-      from hubkit.safety import verdicts
-
-      verdicts.ensure_safe(module_dir, allow_ops)
     if os.path.exists(marker) and os.path.isdir(target):
       if _same_files(module_dir, target):
         return target

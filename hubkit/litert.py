@@ -26,6 +26,7 @@ import numpy as np
 
 from hubkit import atomic
 from hubkit import interface
+from hubkit import locking
 from hubkit import quiet
 from hubkit import resolver
 from hubkit.errors import HubkitError, UsageError
@@ -92,9 +93,10 @@ def _flat_names(signature: Any) -> Sequence[str]:
 
 
 def _serving_module(obj: Any, signature: Any) -> Any:
-  """A tf.Module whose one function takes named flat inputs and returns named
-  outputs, so that the LiteRT model has a `serving_default` signature with
-  the same names as the SavedModel's."""
+  """A tf.Module whose one function takes named flat inputs (`inputs`, or the
+  nest paths `hubkit check --inputs` uses) and returns named outputs
+  (`__call__`'s dict keys; a single output as `outputs`, several as
+  `output_0`, ...): the LiteRT model's `serving_default` signature."""
   import tensorflow as tf
 
   names = _flat_names(signature)
@@ -165,13 +167,6 @@ def _compare(lite: Dict[str, np.ndarray], saved: Dict[str, np.ndarray]) -> Dict[
   return {"max_abs": worst, "max_rel": worst / scale if scale else worst}
 
 
-def _saved_model_bytes(module_dir: str) -> int:
-  total = 0
-  for root, _, files in os.walk(module_dir):
-    total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
-  return total
-
-
 def convert_module(
   handle: str,
   output: str,
@@ -217,11 +212,7 @@ def convert_module(
   from hubkit import sample_inputs
   from hubkit.checker import inputs as checker_inputs
 
-  with resolver.local_module(handle) as module_dir:
-    if safe_mode:
-      from hubkit.safety import verdicts
-
-      verdicts.ensure_safe(module_dir, allow_ops)
+  with resolver.local_module(handle, safe_mode=safe_mode, allow_ops=allow_ops) as module_dir:
     obj = tf.saved_model.load(module_dir)
     traces = (
       interface.call_traces(getattr(obj, "__call__", None)) if hasattr(obj, "__call__") else []
@@ -254,7 +245,7 @@ def convert_module(
         f"{diff['max_rel']:.3g} > tolerance {tolerance:g}); nothing was written. Try "
         "`quantization`=none or a larger `tolerance`."
       )
-    saved_bytes = _saved_model_bytes(module_dir)
+    saved_bytes = locking.dir_size(module_dir)
   with atomic.atomic_file(output, "wb", overwrite=overwrite) as f:
     f.write(model)
   return LiteResult(

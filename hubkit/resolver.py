@@ -73,16 +73,37 @@ def load(
 
 
 @contextlib.contextmanager
-def local_module(handle: str) -> Iterator[str]:
-  """Yields a directory holding the module, without an op scan.
+def local_module(
+  handle: str, safe_mode: bool = False, allow_ops: Sequence[str] = ()
+) -> Iterator[str]:
+  """Yields a directory holding the module, without putting a local archive
+  in the cache.
 
   A directory is yielded as it is; a local archive is extracted (bounded)
   into a temporary folder removed afterwards; a URL is fetched into the
-  cache. For readers that judge the module themselves (`check`, `info`).
+  cache. Without `safe_mode` nothing is scanned: for readers that judge the
+  module themselves (`check`). With it, the ops are scanned first, for
+  readers that go on to load the module (`info`, `diff`, `convert`).
+
+  Args:
+    handle: a directory, archive or http(s) handle.
+    safe_mode: scan the module's ops and refuse an unsafe one.
+    allow_ops: op types you reviewed and allow beyond the allow-list.
 
   Raises:
-    As `handles.classify` and `ModuleCache.resolve`.
+    As `handles.classify` and `ModuleCache.resolve`;
+    hubkit.safety.ops.UnsafeModuleError when `safe_mode` refuses the module.
   """
+  with _local_folder(handle) as module_dir:
+    if safe_mode:
+      from hubkit.safety import verdicts
+
+      verdicts.ensure_safe(module_dir, allow_ops)
+    yield module_dir
+
+
+@contextlib.contextmanager
+def _local_folder(handle: str) -> Iterator[str]:
   kind, where = handles.classify(handle)
   if kind == handles.DIRECTORY:
     yield where
