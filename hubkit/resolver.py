@@ -16,6 +16,7 @@ from hubkit import archive
 from hubkit import cache
 from hubkit import handles
 from hubkit import signing
+from hubkit.errors import NotFoundError
 
 
 def resolve(
@@ -30,16 +31,29 @@ def resolve(
   Where trusted keys are given (or set in $HUBKIT_TRUSTED_KEYS) the module
   must carry a signature one of them verifies (`hubkit.signing`); otherwise
   hubkit.signing.SignatureError is raised and nothing is loaded."""
-  path = cache.ModuleCache().resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops)
   keys = signing.trusted_keys(trusted_keys)
-  if keys:
-    try:
-      signing.verify_module(path, keys)
-    except signing.SignatureError:
-      if handles.classify(handle)[0] != handles.DIRECTORY:
-        cache.ModuleCache().remove(handle)  # a module nobody vouches for is not kept
-      raise
+  path = cache.ModuleCache().resolve(handle, safe_mode=safe_mode, allow_ops=allow_ops)
+  verify_signature(handle, path, keys)
   return path
+
+
+def verify_signature(handle: str, module_dir: str, keys: Sequence[str]) -> None:
+  """Requires, when `keys` is not empty, that one of them verifies the
+  module's signature (`hubkit.signing.verify_module`).
+
+  Raises:
+    hubkit.signing.SignatureError: none does; a refused archive or URL is
+      also dropped from the cache, where nobody should find it again.
+  """
+  if not keys:
+    return
+  try:
+    signing.verify_module(module_dir, keys)
+  except signing.SignatureError:
+    if handles.classify(handle)[0] != handles.DIRECTORY:
+      with contextlib.suppress(NotFoundError):
+        cache.ModuleCache().remove(handle)
+    raise
 
 
 def load(

@@ -178,9 +178,8 @@ def check_module(
   strict = _Strict(require, on_result)
   keys = signing.trusted_keys()
   with resolver.local_module(path) as module_dir:
-    if keys:
-      # A module that is not what its trusted publisher signed is not checked.
-      signing.verify_module(module_dir, keys)
+    # A module that is not what its trusted publisher signed is not checked.
+    resolver.verify_signature(path, module_dir, keys)
     return _check_local(
       module_dir, path, reference, inputs, tolerance, allow_ops, unconfined, timeout, strict
     )
