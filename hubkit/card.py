@@ -214,6 +214,32 @@ def validate_card_text(text: str) -> List[str]:
   return problems
 
 
+def card_metadata(text: str) -> Tuple[str, Dict[str, List[str]], str]:
+  """Splits a card into its description, its metadata and the Markdown after.
+
+  Returns:
+    (the one-line description, {key: [values]} from the `<!-- key: value -->`
+    lines before the first heading, the card without those lines).
+  """
+  lines = text.splitlines()
+  description = next(
+    (line.strip() for line in lines[1:] if line.strip() and not line.lstrip().startswith("<!--")),
+    "",
+  )
+  values: Dict[str, List[str]] = {}
+  body = []
+  in_header = True
+  for number, line in enumerate(lines):
+    if number and line.startswith("#"):
+      in_header = False
+    match = _METADATA.match(line.strip()) if in_header else None
+    if match:
+      values.setdefault(match.group(1), []).append(match.group(2))
+    else:
+      body.append(line)
+  return description if not description.startswith("#") else "", values, "\n".join(body)
+
+
 def _value_problems(number: int, key: str, value: str, keys, suffix: str) -> List[str]:
   if key not in keys:
     return [f"line {number}: unknown metadata key {key!r}; valid keys: {', '.join(keys)}"]

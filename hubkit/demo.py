@@ -262,6 +262,7 @@ def run_demo(workdir: str, epochs: int = 20, seed: int = 0, verbose: int = 2) ->
       ("full classifier (tf_keras)", classifier_dir),
       ("feature-extractor module", module_dir),
       ("published archive", archive),
+      ("registry pages", os.path.join(registry_root, "index.html")),
       ("cached download", cached),
       ("hubkit finetune re-export", tuned.export_dir),
     ],

@@ -12,6 +12,8 @@ handle URLs as `hubkit serve`:
     ROOT/<publisher>/<name>/<version>.d/       README.md (tfhub.dev card), Kaggle metadata,
                                                diff.json, model.tflite[.sha256], lite.md
     ROOT/index.json                            every published handle, regenerated atomically
+    ROOT/index.html, ROOT/<publisher>/<name>/index.html, <version>.d/index.html
+                                               the web pages (`hubkit.pages`)
 
 The archive is written last, so a version is either complete or absent.
 Registries written by earlier hubkit versions (`<version>/module.tar.gz`)
@@ -20,7 +22,9 @@ are still served.
 `GET /<publisher>/<name>/<version>?tf-hub-format=compressed` streams the
 archive (Content-Length, ETag = quoted sha256), `?lite-format=tflite` the
 LiteRT variant, `HEAD` answers the same headers, and the same URL without the
-query returns the card. Unmodified
+query returns the card; any other path is served as a static server would
+(a folder's URL ending in "/" returns its index.html; hidden files never).
+Unmodified
 `tensorflow_hub.load("http://HOST:PORT/publisher/name/version")` works
 against it. Handles are immutable: publishing a version again with other
 content is refused.
@@ -33,7 +37,9 @@ and only regular files inside the root are served.
 
 import collections
 import contextlib
+import hashlib
 import http.server
+import mimetypes
 import json
 import os
 import re
@@ -43,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 import urllib.parse
 
 from absl import logging
@@ -54,6 +60,7 @@ from hubkit.atomic import as_if_created, atomic_file
 from hubkit import layout
 from hubkit import metadata
 from hubkit import pack
+from hubkit import pages
 from hubkit.errors import UsageError
 
 ARCHIVE_NAME = "module.tar.gz"  # inside a staging folder, and in the earlier layout
@@ -68,6 +75,19 @@ CONNECTION_TIMEOUT_SECONDS = 30
 MAX_CONNECTIONS = 64
 _CHUNK = 1 << 16
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Any other file in the root may be served, but never a hidden one (staging
+# folders, the index lock).
+_STATIC_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_HANDLE_PATH = re.compile(r"^/[^/]+/[^/]+/[0-9]+/?$")
+_CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".json": "application/json",
+  ".md": "text/markdown; charset=utf-8",
+  ".sha256": "text/plain; charset=utf-8",
+  ".gz": "application/gzip",
+}
 
 
 def _sha256(path: str) -> str:
@@ -167,7 +187,7 @@ def publish_module(
     if "litert" in formats:
       _add_lite_variant(module_dir, extras, handle, description, quantization, allow_ops)
     record = metadata.read_metadata(module_dir)
-    card_lib.write_card_files(
+    card_path, _ = card_lib.write_card_files(
       extras,
       handle,
       description or card_lib.default_description(record),
@@ -180,6 +200,7 @@ def publish_module(
       card_name=CARD_NAME,
       changes=changes,
     )
+    _write_version_page(module_dir, extras, card_path, handle, archive, digest, allow_ops)
     _place(staging, archive, digest, base, handle)
     published = True
     _write_index(root)
@@ -221,7 +242,7 @@ def _place(staging: str, archive: str, digest: str, base: str, handle: str) -> N
   as_if_created(extras, is_dir=True)
   os.rename(extras, f"{base}.d")
   with atomic_file(f"{base}.sha256", "w") as f:
-    f.write(f"{digest}  {os.path.basename(base)}\n")
+    f.write(_digest_line(digest, base))
   for suffix in (".tar.gz", ""):
     try:
       os.link(archive, base + suffix)
@@ -235,9 +256,68 @@ def _place(staging: str, archive: str, digest: str, base: str, handle: str) -> N
       os.rename(f"{archive}.copy", base + suffix)
 
 
+def _digest_line(digest: str, base: str) -> str:
+  """The `<version>.sha256` file's text (sha256sum format)."""
+  return f"{digest}  {os.path.basename(base)}\n"
+
+
+def _write_version_page(
+  module_dir: str,
+  extras: str,
+  card_path: str,
+  handle: str,
+  archive: str,
+  digest: str,
+  allow_ops: Sequence[str],
+) -> None:
+  """The version's web page (`hubkit.pages`), from `hubkit info` of the
+  module and the files about to be published."""
+  from hubkit import info as info_lib
+
+  version = card_lib.parse_handle(handle)[2]
+  info = info_lib.module_info(module_dir, allow_ops=allow_ops)
+  files = _archive_contents(archive)
+  digest_text = _digest_line(digest, version).encode("ascii")
+  downloads = [
+    (f"{version}.tar.gz (the module)", f"../{version}.tar.gz", os.path.getsize(archive), digest),
+    (
+      f"{version}.sha256",
+      f"../{version}.sha256",
+      len(digest_text),
+      hashlib.sha256(digest_text).hexdigest(),
+    ),
+  ] + [
+    (name, name, os.path.getsize(os.path.join(extras, name)), _sha256(os.path.join(extras, name)))
+    for name in sorted(os.listdir(extras))
+  ]
+  with open(card_path, encoding="utf-8") as f:
+    card_text = f.read()
+  pages.write_version_page(extras, handle, card_text, info, files, downloads, DIFF_NAME)
+
+
+def _archive_contents(archive: str) -> List[Tuple[str, int, str]]:
+  """(path, bytes, sha256) of every file in a packed archive (the
+  signature and warm-up requests included), in archive order."""
+  import tarfile
+
+  from hubkit import gzip_codec
+
+  contents = []
+  with open(archive, "rb") as raw, gzip_codec.reader(raw) as stream:
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+      for member in tar:
+        if member.isfile():
+          digest, data = hashlib.sha256(), tar.extractfile(member)
+          while chunk := data.read(1 << 20):
+            digest.update(chunk)
+          contents.append((member.name, member.size, digest.hexdigest()))
+  return contents
+
+
 def _write_index(root: str) -> None:
-  """Rewrites ROOT/index.json (every handle, newest version first) under a
-  lock, so that concurrent publishers do not lose each other's entries."""
+  """Rewrites ROOT/index.json (every handle, newest version first) and the
+  pages that list modules (`hubkit.pages.write_site`) under a lock, so that
+  concurrent publishers do not lose each other's entries."""
   import fcntl
 
   with open(os.path.join(root, ".index.lock"), "a", encoding="utf-8") as lock:
@@ -253,6 +333,7 @@ def _write_index(root: str) -> None:
           modules.append({"handle": f"{publisher}/{name}", "versions": versions})
     with atomic_file(os.path.join(root, INDEX_NAME), "w") as f:
       json.dump({"modules": modules}, f, indent=1)
+    pages.write_site(root, [(m["handle"], m["versions"]) for m in modules])
 
 
 def _write_kaggle_dir(module_dir: str, metadata_path: str, kaggle_dir: str) -> None:
@@ -406,11 +487,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       with open(index, encoding="utf-8") as f:
         self._send_text(200, f.read().rstrip("\n"), "application/json")
       return
+    if not _HANDLE_PATH.match(url.path):
+      self._send_static(url.path)
+      return
     version_dir = self._version_dir(url.path)
     if version_dir is None:
       self._send_text(
-        400 if ".." in url.path or "%2e" in url.path.lower() else 404,
-        f"no module at {url.path}: handles look like /publisher/name/version",
+        400 if ".." in url.path or "%2e" in url.path.lower() else 404, _not_found(url.path)
       )
       return
     archive = self._regular_file(
@@ -445,6 +528,45 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       return
     self._send_archive(archive, url.path.strip("/"))
 
+  def _send_static(self, path: str) -> None:
+    """The pages and the other published files (`hubkit.pages`), as a static
+    server with an index file would serve them: a folder's URL ends in "/"
+    and returns its index.html."""
+    parts = [urllib.parse.unquote(s) for s in path.split("/") if s]
+    if any(not _STATIC_SEGMENT.match(s) for s in parts):
+      self._send_text(400 if ".." in path or "%2e" in path.lower() else 404, _not_found(path))
+      return
+    root = os.path.realpath(self.server.root)
+    target = os.path.join(root, *parts)
+    if os.path.isdir(target) and not os.path.islink(target):
+      if not path.endswith("/"):
+        self.send_response(301)
+        self.send_header("Location", urllib.parse.quote(path + "/"))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return
+      target = os.path.join(target, pages.PAGE_NAME)
+    found = self._regular_file(os.path.dirname(target), os.path.basename(target))
+    if found is None:
+      self._send_text(404, _not_found(path))
+      return
+    content_type = _CONTENT_TYPES.get(
+      os.path.splitext(found)[1], mimetypes.guess_type(found)[0] or "application/octet-stream"
+    )
+    self.send_response(200)
+    self.send_header("Content-Type", content_type)
+    self.send_header("Content-Length", str(os.path.getsize(found)))
+    self.end_headers()
+    if self.command != "HEAD":
+      self._stream(found)
+
+  def _stream(self, path: str) -> None:
+    with open(path, "rb") as f:
+      for chunk in iter(lambda: f.read(_CHUNK), b""):
+        self.wfile.write(chunk)
+        if self.server.bytes_per_second:
+          time.sleep(len(chunk) / self.server.bytes_per_second)
+
   def _send_lite(self, version_dir: str, handle: str, fmt: str) -> None:
     if fmt != "tflite":
       self._send_text(400, f"lite-format={fmt} is not served; use lite-format=tflite")
@@ -474,11 +596,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if self.command == "HEAD":
       return
     self.server.count(handle)
-    with open(archive, "rb") as f:
-      for chunk in iter(lambda: f.read(_CHUNK), b""):
-        self.wfile.write(chunk)
-        if self.server.bytes_per_second:
-          time.sleep(len(chunk) / self.server.bytes_per_second)
+    self._stream(archive)
 
 
 class RegistryServer(http.server.ThreadingHTTPServer):
@@ -569,6 +687,10 @@ class RegistryServer(http.server.ThreadingHTTPServer):
     with self._lock:
       self._etags[key] = digest
     return digest
+
+
+def _not_found(path: str) -> str:
+  return f"no module at {path}: handles look like /publisher/name/version, pages end in /"
 
 
 def _read_digest(path: str) -> Optional[str]:

@@ -9,7 +9,7 @@ load at most (after the op scan) and no training step.
 
 import json
 import os
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hubkit import check_records
 from hubkit import interface
@@ -83,7 +83,8 @@ def _spec(spec: Any) -> str:
   return str(spec)
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
+  """Bytes as people read them (decimal units)."""
   for unit in ("B", "kB", "MB", "GB"):
     if n < 1000 or unit == "GB":
       return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -91,9 +92,13 @@ def _size(n: int) -> str:
   return str(n)
 
 
-def format_info(info: Dict[str, Any]) -> str:
-  """The `hubkit info` text: one fact per line."""
-  rows = [("module", info["handle"]), ("files", f"{info['files']} files, {_size(info['bytes'])}")]
+def info_rows(info: Dict[str, Any]) -> List[Tuple[str, str]]:
+  """The facts of a `module_info` record as (label, text) rows, in the order
+  `hubkit info` prints them and the registry's pages show them."""
+  rows = [
+    ("module", info["handle"]),
+    ("files", f"{info['files']} files, {format_size(info['bytes'])}"),
+  ]
   if info.get("load_error"):
     rows.append(("loads", f"NO: {info['load_error']}"))
   for inputs in info.get("inputs") or []:
@@ -116,10 +121,11 @@ def format_info(info: Dict[str, Any]) -> str:
       "variables",
       f"{info['num_variables']} ({info['num_trainable_variables']} "
       f"trainable), {info['num_parameters']:,} parameters, "
-      f"{_size(info['variable_bytes'])}",
+      f"{format_size(info['variable_bytes'])}",
     )
   )
-  rows.append(("regularization", f"{info['num_regularization_losses']} losses"))
+  losses = info["num_regularization_losses"]
+  rows.append(("regularization", f"{losses} loss{'' if losses == 1 else 'es'}"))
   for name, sig in (info.get("signatures") or {}).items():
     rows.append(("signature", f"{name}: {_spec(sig['inputs'])} -> {_spec(sig['outputs'])}"))
   if not info.get("signatures"):
@@ -127,7 +133,8 @@ def format_info(info: Dict[str, Any]) -> str:
   rows.append(
     (
       "assets",
-      ", ".join(f"{k[len('assets/') :]} ({_size(v)})" for k, v in info["assets"].items()) or "none",
+      ", ".join(f"{k[len('assets/') :]} ({format_size(v)})" for k, v in info["assets"].items())
+      or "none",
     )
   )
   rows.append(
@@ -156,6 +163,12 @@ def format_info(info: Dict[str, Any]) -> str:
       else "none recorded (run 'hubkit check')",
     )
   )
+  return rows
+
+
+def format_info(info: Dict[str, Any]) -> str:
+  """The `hubkit info` text: one fact per line."""
+  rows = info_rows(info)
   width = max(len(k) for k, _ in rows)
   return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

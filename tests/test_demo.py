@@ -25,6 +25,11 @@ def test_demo_end_to_end(tmp_path, capsys):
   assert tuned["source"]["parent"].endswith("/hubkit/digits-features/1")
   assert tuned["metrics"]["val_accuracy"] > 0.8
   assert (workdir / "registry" / "hubkit" / "digits-features" / "1.tar.gz").exists()
+  assert str(workdir / "registry" / "index.html") in out
+  # The version's page shows the check the demo ran before publishing.
+  page = (workdir / "registry" / "hubkit" / "digits-features" / "1.d" / "index.html").read_text()
+  assert "conforms to the Reusable SavedModel interface" in page
+  assert "Digit features learnt on digits 0-4." in page
   assert layout.disallowed_paths(str(module_dir)) == []
   with open(module_dir / layout.METADATA_RELPATH) as f:
     record = json.load(f)

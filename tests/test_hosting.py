@@ -36,10 +36,11 @@ def test_publish_layout_and_immutability(published, capsys):
   model_dir = os.path.join(root, "me", "mul")
   # A static tree: the handle path is the archive itself (static servers
   # ignore ?tf-hub-format=compressed), its digest and other files beside it.
-  assert sorted(os.listdir(model_dir)) == ["1", "1.d", "1.sha256", "1.tar.gz"]
+  assert sorted(os.listdir(model_dir)) == ["1", "1.d", "1.sha256", "1.tar.gz", "index.html"]
   assert published["archive"] == os.path.join(model_dir, "1.tar.gz")
   assert sorted(os.listdir(os.path.join(model_dir, "1.d"))) == [
     "README.md",
+    "index.html",
     "model-instance-metadata.json",
   ]
   with open(os.path.join(model_dir, "1.sha256")) as f:

@@ -281,6 +281,7 @@ def _check_local(
           "conforms": report.conforms,
           "failed": report.failed(),
           "summary": report.summary(),
+          "verdict": report.verdict(),
           "hubkit_version": __version__,
           "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },

@@ -77,16 +77,20 @@ class Report:
   def dumps(self) -> str:
     return json.dumps(self.to_json(), indent=2, sort_keys=False, default=str) + "\n"
 
-  def summary(self) -> str:
+  def verdict(self) -> str:
+    """The outcome and the tally, without the module's path."""
     counts = {s: sum(r.status == s for r in self.results) for s in STATUSES}
     tally = (
       f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[WARN]} warnings, "
       f"{counts[SKIP]} skipped"
     )
     if self.incomplete:
-      return f"{self.module}: check incomplete ({self.incomplete}) ({tally})"
-    verdict = "conforms" if self.conforms else "does NOT conform"
-    return f"{self.module}: {verdict} to the Reusable SavedModel interface ({tally})"
+      return f"check incomplete ({self.incomplete}) ({tally})"
+    outcome = "conforms" if self.conforms else "does NOT conform"
+    return f"{outcome} to the Reusable SavedModel interface ({tally})"
+
+  def summary(self) -> str:
+    return f"{self.module}: {self.verdict()}"
 
   def table(self) -> str:
     """A readable table: rule, status, message, and the fix for failures."""

@@ -1,7 +1,7 @@
 """Serves a registry root over the TF Hub hosting protocol:
 GET /publisher/name/version?tf-hub-format=compressed returns the archive, so
-tensorflow_hub.load("http://HOST:PORT/publisher/name/version") works.
-Ctrl-C stops it.
+tensorflow_hub.load("http://HOST:PORT/publisher/name/version") works, and
+http://HOST:PORT/ shows the registry's pages. Ctrl-C stops it.
 """
 
 from typing import List
