@@ -44,7 +44,14 @@ STATIC_DIR = "_static"  # not a valid publisher, so never a module's folder
 CHECK_NAME = "check.json"  # the last check summary, beside the card
 # Shown in usage snippets until the script puts in the address the page is served from.
 PLACEHOLDER_URL = "https://HOST"
-_PUBLISHED_CHECK_KEYS = ("conforms", "failed", "verdict", "hubkit_version", "checked_at")
+_PUBLISHED_CHECK_KEYS = (
+  "conforms",
+  "failed",
+  "verdict",
+  "results",
+  "hubkit_version",
+  "checked_at",
+)
 _CSP = (
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
   "connect-src 'self'; base-uri 'none'; form-action 'none'"
@@ -72,6 +79,7 @@ th { background: var(--bg); font-weight: 600; }
 td.num { text-align: right; white-space: nowrap; }
 code, pre { font: 13px/1.45 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
 td code { word-break: break-all; }
+td code.id { word-break: normal; white-space: nowrap; }
 pre { background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px;
   overflow-x: auto; margin: 0; }
 .snippet { margin: 8px 0 16px; }
@@ -254,7 +262,22 @@ def _check_section(check: Optional[Mapping[str, Any]]) -> str:
     f"{_e(check.get('hubkit_version', '?'))}</span> · "
     f'<a href="{CHECK_NAME}">{CHECK_NAME}</a></p>'
   ]
-  if failed:
+  results = [r for r in check.get("results") or [] if isinstance(r, dict)]
+  if results:
+    parts.append(
+      _table(
+        ("rule", "status", "found"),
+        [
+          (
+            f'<code class="id">{_e(r.get("id", ""))}</code>',
+            _e(r.get("status", "")),
+            _e(r.get("message", "")),
+          )
+          for r in results
+        ],
+      )
+    )
+  elif failed:
     parts.append("<ul>" + "".join(f"<li><code>{_e(rule)}</code></li>" for rule in failed) + "</ul>")
   return "\n".join(parts)
 

@@ -105,6 +105,10 @@ def test_version_page_lists_digests_interface_check_and_changes(site):
     check["conforms"] is site["report"].conforms and check["verdict"] == site["report"].verdict()
   )
   assert "summary" not in check  # it names the publisher's local path
+  # The report itself: every rule with its status and what it found.
+  assert len(check["results"]) == len(site["report"].results)
+  for result in site["report"].results:
+    assert f"{result.id} {result.status} {' '.join(result.message.split())}" in text
   page1 = _text(_read(os.path.join(root, "me", "mlp", "1.d", "index.html")))
   assert "No check was recorded" in page1 and not os.path.exists(
     os.path.join(root, "me", "mlp", "1.d", "check.json")

@@ -282,6 +282,9 @@ def _check_local(
           "failed": report.failed(),
           "summary": report.summary(),
           "verdict": report.verdict(),
+          "results": [
+            {"id": r.id, "status": r.status, "message": r.message} for r in report.results
+          ],
           "hubkit_version": __version__,
           "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
