@@ -51,10 +51,4 @@ def save(module_dir: str, summary: Dict[str, Any]) -> Optional[str]:
 
 def load(module_dir: str) -> Optional[Dict[str, Any]]:
   """The last recorded check summary of this module's content, or None."""
-  path = os.path.join(records_dir(), module_digest(module_dir) + ".json")
-  try:
-    with open(path, encoding="utf-8") as f:
-      record = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return record if isinstance(record, dict) else None
+  return metadata.read_json_object(os.path.join(records_dir(), module_digest(module_dir) + ".json"))

@@ -100,6 +100,17 @@ def write_metadata(
   return record
 
 
+def read_json_object(path: str) -> Optional[Dict[str, Any]]:
+  """The JSON object in a file, or None when it is missing, unreadable or not
+  an object (for records that are a convenience, never a reason to fail)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      record = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return record if isinstance(record, dict) else None
+
+
 def read_metadata(export_dir: str) -> Optional[Dict[str, Any]]:
   """Returns the hubkit metadata of an export, or None if it has none.
 

@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hubkit import card as card_lib
 from hubkit import info as info_lib
+from hubkit import metadata
 from hubkit.atomic import atomic_file
 
 PAGE_NAME = "index.html"
@@ -325,7 +326,7 @@ def write_version_page(
   """
   publisher, name, version = card_lib.parse_handle(handle)
   description, tags, body = card_lib.card_metadata(card_text)
-  diff_record = _read_json(os.path.join(extras_dir, diff_name))
+  diff_record = metadata.read_json_object(os.path.join(extras_dir, diff_name))
   check = info.get("last_check")
   if check:
     # Published without the summary line, which names the publisher's local path.
@@ -392,15 +393,6 @@ def write_version_page(
   with atomic_file(path, "w") as f:
     f.write(_page(handle, "../../../", body_html))
   return path
-
-
-def _read_json(path: str) -> Optional[Dict[str, Any]]:
-  try:
-    with open(path, encoding="utf-8") as f:
-      record = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return record if isinstance(record, dict) else None
 
 
 def _version_summary(model_folder: str, version: int) -> Dict[str, Any]:

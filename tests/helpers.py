@@ -1,7 +1,13 @@
 """Test helpers shared by several test files (imported as `helpers`)."""
 
 import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import tarfile
+import time
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -89,3 +95,69 @@ def vocabulary_table(path: str) -> tf.lookup.StaticHashTable:
     tf.lookup.TextFileIndex.LINE_NUMBER,
   )
   return tf.lookup.StaticHashTable(initializer, -1)
+
+
+def free_port() -> int:
+  """A TCP port on 127.0.0.1 that nothing listens on."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen) -> None:
+  """Waits until a server process listens on `port` (fails if it exits)."""
+  deadline = time.monotonic() + 20
+  while time.monotonic() < deadline:
+    if proc.poll() is not None:
+      raise AssertionError(f"the server exited with {proc.returncode}")
+    try:
+      socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+      return
+    except OSError:
+      time.sleep(0.05)
+  raise AssertionError("the server did not start")
+
+
+def start_nginx(root: str, scratch) -> Tuple[subprocess.Popen, str]:
+  """Debian's nginx with a plain `root` over `root` (as docs/publishing.md
+  configures it), on a free port; returns the process and its base URL."""
+  port = free_port()
+  temp = scratch / "nginx"
+  temp.mkdir()
+  user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read the root
+  paths = " ".join(
+    f"{kind}_temp_path {temp / kind};"
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+  )
+  config = temp / "nginx.conf"
+  config.write_text(
+    f"{user}daemon off;\nworker_processes 1;\npid {temp / 'nginx.pid'};\n"
+    f"error_log {temp / 'error.log'};\nevents {{}}\n"
+    f"http {{ access_log off; default_type application/octet-stream; {paths}\n"
+    "  types { text/html html; text/css css; text/javascript js; application/json json; }\n"
+    f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n"
+  )
+  proc = subprocess.Popen(
+    [shutil.which("nginx"), "-c", str(config), "-e", str(temp / "error.log")],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
+  wait_for_port(port, proc)
+  return proc, f"http://127.0.0.1:{port}"
+
+
+def start_file_server(root: str) -> Tuple[subprocess.Popen, str]:
+  """Python's own static file server over `root`; returns it and its base URL."""
+  port = free_port()
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", root],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
+  wait_for_port(port, proc)
+  return proc, f"http://127.0.0.1:{port}"
+
+
+def stop(proc: subprocess.Popen) -> None:
+  proc.terminate()
+  proc.wait(timeout=10)

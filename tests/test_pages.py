@@ -9,9 +9,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,6 +16,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+import helpers
 import hubkit
 from hubkit import hosting
 from hubkit import info
@@ -209,63 +207,6 @@ def test_hubkit_serve_serves_pages_like_a_static_server(site):
     assert status == 200 and body == open(os.path.join(site["root"], "me", "mlp", "2"), "rb").read()
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def _wait_for(port, proc):
-  deadline = time.monotonic() + 20
-  while time.monotonic() < deadline:
-    if proc.poll() is not None:
-      raise AssertionError(f"the server exited with {proc.returncode}")
-    try:
-      socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-      return
-    except OSError:
-      time.sleep(0.05)
-  raise AssertionError("the server did not start")
-
-
-def _nginx(root, tmp_path):
-  """nginx with a plain `root` directive over `root`, as in docs/publishing.md."""
-  port = _free_port()
-  temp = tmp_path / "nginx"
-  temp.mkdir()
-  user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read the root
-  paths = " ".join(
-    f"{kind}_temp_path {temp / kind};"
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-  )
-  config = temp / "nginx.conf"
-  config.write_text(
-    f"{user}daemon off;\nworker_processes 1;\npid {temp / 'nginx.pid'};\n"
-    f"error_log {temp / 'error.log'};\nevents {{}}\n"
-    f"http {{ access_log off; default_type application/octet-stream; {paths}\n"
-    "  types { text/html html; text/css css; text/javascript js; application/json json; }\n"
-    f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n"
-  )
-  proc = subprocess.Popen(
-    [shutil.which("nginx"), "-c", str(config), "-e", str(temp / "error.log")],
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-  )
-  _wait_for(port, proc)
-  return proc, f"http://127.0.0.1:{port}"
-
-
-def _file_server(root):
-  port = _free_port()
-  proc = subprocess.Popen(
-    [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", root],
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-  )
-  _wait_for(port, proc)
-  return proc, f"http://127.0.0.1:{port}"
-
-
 def _launch(playwright):
   # The flags keep Chromium off the network it cannot reach here (its
   # background services would otherwise fail to connect at every start).
@@ -372,11 +313,11 @@ def test_pages_in_a_headless_browser_on_every_host(site, tmp_path, monkeypatch):
     browser = _launch(playwright)
     try:
       hosts = [("hubkit serve", server.url)]
-      proc, url = _file_server(str(copied))
+      proc, url = helpers.start_file_server(str(copied))
       servers.append(proc)
       hosts.append(("a copied root, python -m http.server", url))
       if shutil.which("nginx"):
-        proc, url = _nginx(site["root"], tmp_path)
+        proc, url = helpers.start_nginx(site["root"], tmp_path)
         servers.append(proc)
         hosts.append(("nginx", url))
       for number, (name, base) in enumerate(hosts):
@@ -392,8 +333,7 @@ def test_pages_in_a_headless_browser_on_every_host(site, tmp_path, monkeypatch):
     finally:
       browser.close()
       for proc in servers:
-        proc.terminate()
-        proc.wait(timeout=10)
+        helpers.stop(proc)
   for name in ("registry-index.png", "registry-module.png"):
     with open(os.path.join(screenshots, name), "rb") as f:
       data = f.read()

@@ -4,39 +4,17 @@ as `hubkit serve`, for tensorflow_hub and for hubkit."""
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
+import helpers
 import hubkit
 from hubkit import cache
 from hubkit import hosting
 from hubkit import modules
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def _wait_for(port, proc):
-  deadline = time.monotonic() + 20
-  while time.monotonic() < deadline:
-    if proc.poll() is not None:
-      raise AssertionError(f"the server exited with {proc.returncode}")
-    try:
-      socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-      return
-    except OSError:
-      time.sleep(0.05)
-  raise AssertionError("the server did not start")
 
 
 @pytest.fixture(scope="module")
@@ -69,24 +47,9 @@ def _loads_with_both_libraries(url, registry, tmp_path, monkeypatch):
 def test_a_copied_root_served_by_a_plain_file_server(registry, tmp_path, monkeypatch):
   copy = tmp_path / "copied"
   shutil.copytree(registry["root"], copy)
-  port = _free_port()
-  proc = subprocess.Popen(
-    [
-      sys.executable,
-      "-m",
-      "http.server",
-      str(port),
-      "--bind",
-      "127.0.0.1",
-      "--directory",
-      str(copy),
-    ],
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-  )
+  proc, base = helpers.start_file_server(str(copy))
   try:
-    _wait_for(port, proc)
-    url = f"http://127.0.0.1:{port}/me/mlp/1"
+    url = f"{base}/me/mlp/1"
     _loads_with_both_libraries(url, registry, tmp_path, monkeypatch)
     # No sha256 ETag here: hubkit checks the published digest file instead.
     other = modules.export_module("mul", str(tmp_path / "mul"), config={"dim": 5})
@@ -97,52 +60,25 @@ def test_a_copied_root_served_by_a_plain_file_server(registry, tmp_path, monkeyp
       hubkit.resolve(url)
     assert not os.path.exists(cache.ModuleCache().path_for(url))
   finally:
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def _nginx_config(tmp_path, root, port):
-  temp = tmp_path / "nginx"
-  temp.mkdir()
-  user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read the root
-  paths = " ".join(
-    f"{kind}_temp_path {temp / kind};"
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-  )
-  config = temp / "nginx.conf"
-  config.write_text(
-    f"{user}daemon off;\nworker_processes 1;\npid {temp / 'nginx.pid'};\n"
-    f"error_log {temp / 'error.log'};\nevents {{}}\n"
-    f"http {{ access_log off; default_type application/octet-stream; {paths}\n"
-    f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n"
-  )
-  return config
+    helpers.stop(proc)
 
 
 @pytest.mark.skipif(
   shutil.which("nginx") is None, reason="nginx is not installed (.ci/run installs it)"
 )
 def test_nginx_with_a_plain_root_serves_the_registry(registry, tmp_path, monkeypatch):
-  port = _free_port()
-  config = _nginx_config(tmp_path, registry["root"], port)
-  proc = subprocess.Popen(
-    [shutil.which("nginx"), "-c", str(config), "-e", str(tmp_path / "nginx" / "error.log")],
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-  )
+  proc, base = helpers.start_nginx(registry["root"], tmp_path)
   try:
-    _wait_for(port, proc)
-    _loads_with_both_libraries(f"http://127.0.0.1:{port}/me/mlp/1", registry, tmp_path, monkeypatch)
+    _loads_with_both_libraries(f"{base}/me/mlp/1", registry, tmp_path, monkeypatch)
     import json
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.json", timeout=10) as response:
+    with urllib.request.urlopen(f"{base}/index.json", timeout=10) as response:
       assert json.load(response) == {"modules": [{"handle": "me/mlp", "versions": [1]}]}
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/me/mlp/1.d/README.md", timeout=10) as r:
+    with urllib.request.urlopen(f"{base}/me/mlp/1.d/README.md", timeout=10) as r:
       assert r.read().decode().startswith("# Module me/mlp/1")
   finally:
-    proc.terminate()
-    proc.wait(timeout=10)
+    helpers.stop(proc)
   # hubkit serve answers the same URLs from the same root.
   with hosting.serving(registry["root"]) as server:
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "served_cache"))
