@@ -491,6 +491,36 @@ def test_server_holds_up(good_module, tmp_path, monkeypatch):
       s.close()
 
 
+def test_static_files_never_leave_the_root(good_module, tmp_path):
+  """The pages and other files are served like a static server's, but no
+  link, hidden file or encoded path reaches what lies outside the root."""
+  root = tmp_path / "root"
+  hubkit.publish_module(good_module, str(root), "me/ok/1")
+  outside = tmp_path / "outside"
+  outside.mkdir()
+  (outside / "secret.html").write_text("TOP-SECRET-CONTENT")
+  (outside / "index.html").write_text("TOP-SECRET-CONTENT")
+  os.symlink(outside / "secret.html", root / "me" / "ok" / "1.d" / "leak.html")
+  os.symlink(outside, root / "me" / "ok" / "linked.d")
+  os.symlink(outside, root / "linked")
+  (root / ".hidden.html").write_text("TOP-SECRET-CONTENT")
+  with hosting.serving(str(root)) as server:
+    assert _raw_get(server.url, "/me/ok/1.d/").startswith(b"HTTP/1.1 200")
+    for path in (
+      "/me/ok/1.d/leak.html",
+      "/me/ok/linked.d/secret.html",
+      "/me/ok/linked.d/",
+      "/linked/",
+      "/linked/index.html",
+      "/.hidden.html",
+      "/me/ok/1.d/%2e%2e/%2e%2e/%2e%2e/outside/secret.html",
+      "/me/ok/1.d/../../../outside/secret.html",
+    ):
+      reply = _raw_get(server.url, path)
+      assert b"TOP-SECRET-CONTENT" not in reply, path
+      assert reply.split(b" ")[1] in (b"400", b"404"), (path, reply[:40])
+
+
 def server_address_of(server):
   return server.server_address[:2]
 
