@@ -333,7 +333,19 @@ def _write_index(root: str) -> None:
           modules.append({"handle": f"{publisher}/{name}", "versions": versions})
     with atomic_file(os.path.join(root, INDEX_NAME), "w") as f:
       json.dump({"modules": modules}, f, indent=1)
-    pages.write_site(root, [(m["handle"], m["versions"]) for m in modules])
+    pages.write_site(
+      root,
+      [
+        (m["handle"], [_version_files(root, m["handle"], v) for v in m["versions"]])
+        for m in modules
+      ],
+    )
+
+
+def _version_files(root: str, model: str, version: int) -> Tuple[int, str, str]:
+  """(version, its archive, its card) in either layout, for the pages."""
+  base = os.path.join(root, *model.split("/"), str(version))
+  return version, published_archive(base), _extras_file(base, CARD_NAME)
 
 
 def _write_kaggle_dir(module_dir: str, metadata_path: str, kaggle_dir: str) -> None:

@@ -33,7 +33,7 @@ import datetime
 import html
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from hubkit import card as card_lib
 from hubkit import info as info_lib
@@ -395,18 +395,14 @@ def write_version_page(
   return path
 
 
-def _version_summary(model_folder: str, version: int) -> Dict[str, Any]:
+def _version_summary(version: int, archive: str, card: str) -> Dict[str, Any]:
   """What the index shows of one version, read from its published files."""
-  base = os.path.join(model_folder, str(version))
-  extras = base if os.path.isdir(base) else f"{base}.d"
+  extras = os.path.dirname(card)
   try:
-    with open(os.path.join(extras, "README.md"), encoding="utf-8", errors="replace") as f:
+    with open(card, encoding="utf-8", errors="replace") as f:
       description, tags, _ = card_lib.card_metadata(f.read())
   except OSError:
     description, tags = "", {}
-  archive = (
-    f"{base}.tar.gz" if os.path.isfile(f"{base}.tar.gz") else os.path.join(base, "module.tar.gz")
-  )
   stat = os.stat(archive)
   page = os.path.isfile(os.path.join(extras, PAGE_NAME))
   return {
@@ -418,11 +414,11 @@ def _version_summary(model_folder: str, version: int) -> Dict[str, Any]:
       "%Y-%m-%d %H:%M UTC"
     ),
     # Versions published before pages existed link to their card instead.
-    "href": f"{version}.d/" if page else f"{os.path.basename(extras)}/README.md",
+    "href": f"{os.path.basename(extras)}/" + ("" if page else os.path.basename(card)),
   }
 
 
-def write_site(root: str, modules: Sequence[Tuple[str, List[int]]]) -> None:
+def write_site(root: str, modules: Sequence[Tuple[str, Sequence[Tuple[int, str, str]]]]) -> None:
   """Rewrites the index, every module page and the static files.
 
   Call under the root's index lock (`hosting` does): concurrent publishers
@@ -430,7 +426,8 @@ def write_site(root: str, modules: Sequence[Tuple[str, List[int]]]) -> None:
 
   Args:
     root: the registry root.
-    modules: (publisher/name, versions newest first) of every module.
+    modules: (publisher/name, versions newest first) of every module; each
+      version as (number, its archive, its card), wherever the layout keeps them.
   """
   static = os.path.join(root, STATIC_DIR)
   os.makedirs(static, exist_ok=True)
@@ -440,7 +437,7 @@ def write_site(root: str, modules: Sequence[Tuple[str, List[int]]]) -> None:
   rows, tasks = [], set()
   for model, versions in modules:
     folder = os.path.join(root, *model.split("/"))
-    summaries = [_version_summary(folder, v) for v in versions]
+    summaries = [_version_summary(*v) for v in versions]
     _write_model_page(folder, model, summaries)
     newest = summaries[0]
     tasks.update(newest["tasks"])
