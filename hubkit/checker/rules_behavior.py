@@ -82,6 +82,7 @@ def check_deterministic(ctx: Context):
   fix="make the training=True trace apply dropout / batch statistics and update batch-norm "
   "moving averages only when training (not in inference).",
   requires=("interface.training_traces", "interface.variables"),
+  leaves_garbage=True,
 )
 def check_training_mode(ctx: Context):
   obj = ctx.fresh()

@@ -62,6 +62,7 @@ def fine_tune_probe(
   inputs: Any,
   make_optimizer: Callable[[bool], Any],
   module_trainable: List[Any],
+  initial: List[Any],
 ) -> Tuple[List[str], List[str], List[float]]:
   """Fine-tunes a Keras model around a module layer and reports what moved.
 
@@ -74,6 +75,8 @@ def fine_tune_probe(
     make_optimizer: builds the optimizer: `make_optimizer(sgd=True)` plain
       SGD for the training step, `make_optimizer(sgd=False)` Adam.
     module_trainable: the layer's trainable weights to watch.
+    initial: what each of them holds before the first step (tensors, or the
+      variables of an unchanged copy of the module).
 
   Returns:
     (trainable weights that no step moved, non-trainable weights the
@@ -82,7 +85,6 @@ def fine_tune_probe(
   """
   targets = _shifted_target(model(inputs, training=False))
   frozen = list(layer.non_trainable_weights)
-  before = [tf.identity(w) for w in module_trainable]
   losses, touched = [], []
   # Step 0 runs the training trace with plain SGD; one Adam (whose slot
   # variables are where consumers' optimizers break, and whose set-up is
@@ -117,7 +119,7 @@ def fine_tune_probe(
   losses.append(float(_loss(model(inputs, training=False), targets, model.losses)))
   # Judged after all steps: dropout in the first step may legitimately zero
   # a variable's gradient once.
-  stuck = [w.name for w, b in zip(module_trainable, before) if _equal(w, b)]
+  stuck = [w.name for w, b in zip(module_trainable, initial) if _equal(w, b)]
   return stuck, touched, losses
 
 
@@ -125,6 +127,31 @@ def _symbolic_inputs(keras_lib: Any, signature: Any) -> Any:
   return tf.nest.map_structure(
     lambda s: keras_lib.Input(shape=s.shape[1:], dtype=s.dtype.name), signature
   )
+
+
+def _initial_values(weights: List[Any], obj: Any) -> List[Any]:
+  """What each of a layer's trainable weights holds before fine-tuning.
+
+  The layer loaded its own copy of the module, so the checker's copy
+  (`obj`, whose trainable variables no rule changes) already holds those
+  values: comparing against it spares a snapshot the size of the module
+  (on a large module, the memory that costs is most of a rule's time).
+  Where the two lists do not pair up one to one, the weights are copied.
+  """
+  originals = list(obj.trainable_variables)
+  if len(originals) == len(weights) and all(
+    w.shape == o.shape and w.dtype == o.dtype and _name(w) == _name(o)
+    for w, o in zip(weights, originals)
+  ):
+    return originals
+  return [tf.identity(w) for w in weights]
+
+
+def _name(variable: Any) -> str:
+  # A Keras 3 variable carries the loaded tf.Variable as `.value` (on a
+  # tf.Variable, `.value` is a method).
+  value = getattr(variable, "value", None)
+  return (value if isinstance(value, tf.Variable) else variable).name
 
 
 def judge_fine_tuning(
@@ -153,8 +180,9 @@ def judge_fine_tuning(
     raise RuleFailed(f"a frozen {kind} still adds regularization loss {frozen_loss:.4g}")
   if not n_train:
     return f"loads in {kind}; no trainable variables, so nothing to fine-tune"
+  watched = list(layer.trainable_weights)
   stuck, touched, losses = fine_tune_probe(
-    model, layer, inputs, make_optimizer, list(layer.trainable_weights)
+    model, layer, inputs, make_optimizer, watched, _initial_values(watched, obj)
   )
   if stuck:
     raise RuleFailed(f"optimizer steps left trainable variables unchanged: {', '.join(stuck[:3])}")
@@ -176,6 +204,7 @@ def judge_fine_tuning(
   fix="make sure every trainable variable is used by __call__, regularization losses are "
   "zero-argument, and the training=True trace is differentiable.",
   requires=CONSUMER_REQUIREMENTS,
+  leaves_garbage=True,
 )
 def check_hub_keras_layer(ctx: Context):
   import tensorflow_hub as hub
@@ -239,6 +268,7 @@ def _probe_layer(
   fix="make sure every trainable variable is used by __call__, regularization losses are "
   "zero-argument, and the training=True trace is differentiable.",
   requires=CONSUMER_REQUIREMENTS,
+  leaves_garbage=True,
 )
 def check_keras3_layer(ctx: Context):
   import keras
@@ -263,6 +293,7 @@ def check_keras3_layer(ctx: Context):
   fix="create no variables inside __call__ and avoid ops without a CPU/GPU kernel; "
   "load the module inside strategy.scope().",
   requires=CONSUMER_REQUIREMENTS,
+  leaves_garbage=True,
 )
 def check_distributed(ctx: Context):
   devices = tf.config.list_logical_devices("CPU") + tf.config.list_logical_devices("GPU")
@@ -304,6 +335,7 @@ def check_distributed(ctx: Context):
   fix="keep all state in variables listed by the module; avoid Python-side state that "
   "tf.saved_model.save cannot capture.",
   requires=CONSUMER_REQUIREMENTS,
+  leaves_garbage=True,
 )
 def check_reexport(ctx: Context):
   obj = ctx.fresh()
