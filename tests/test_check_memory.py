@@ -1,10 +1,12 @@
-"""Tests for what the checker does about memory on large modules: a pool
-reserved up front, rules' garbage collected, no snapshot of the weights; none
-of it may change a verdict."""
+"""Tests for the work the checker shares between rules and what it does about
+memory on large modules: one loaded module lent to the rules that change it
+and restored after, a pool reserved up front, rules' garbage collected, no
+snapshot of the weights; none of it may change a verdict."""
 
 import gc
 import glob
 import os
+import shutil
 import weakref
 
 import numpy as np
@@ -17,6 +19,7 @@ from hubkit import checker
 from hubkit.checker import memory
 from hubkit.checker import rule_table
 from hubkit.checker import rules_consumer
+from hubkit.checker.context import Context
 
 
 @pytest.fixture(scope="module")
@@ -24,26 +27,72 @@ def valid_module(tmp_path_factory):
   return broken_modules.valid(str(tmp_path_factory.mktemp("memory") / "valid"))
 
 
-def test_fine_tuning_probes_compare_against_the_checkers_copy_not_a_snapshot(valid_module):
-  import tensorflow_hub as hub
+def _state(obj):
+  return [(v.name, v.trainable, np.array(v.numpy(), copy=True)) for v in obj.variables]
 
-  obj = tf.saved_model.load(valid_module)
-  originals = list(obj.trainable_variables)
-  for layer in (
-    hub.KerasLayer(valid_module, trainable=True),
-    hubkit.KerasLayer(valid_module, trainable=True),
-  ):
-    weights = list(layer.trainable_weights)
-    initial = rules_consumer._initial_values(weights, obj)
-    # The module's own variables, not copies: a large module's probe would
-    # otherwise hold one more copy of its weights.
-    assert len(initial) == len(originals) > 0
-    assert all(i is o for i, o in zip(initial, originals)), type(layer).__name__
-    # Lists that do not pair up are copied, value for value.
-    copied = rules_consumer._initial_values(weights[1:], obj)
-    assert all(isinstance(c, tf.Tensor) and not isinstance(c, tf.Variable) for c in copied)
-    for c, w in zip(copied, weights[1:]):
-      np.testing.assert_array_equal(c.numpy(), np.asarray(w))
+
+@pytest.mark.parametrize(
+  "name, config",
+  [
+    ("image_feature_vector", {"filters": [4, 6], "num_features": 5}),  # batch norm
+    ("text_embedding", {"vocabulary": ["hello", "world"], "dim": 4, "l2": 0.1}),  # a table
+  ],
+)
+def test_rules_that_change_the_shared_module_leave_it_as_loaded(tmp_path, name, config):
+  path = hubkit.export_module(name, str(tmp_path / name), config=config)
+  ctx = Context(path, path)
+  obj = ctx.obj
+  before = _state(obj)
+  rules = {r.id: r for r in checker.rules()}
+  done = {r: "pass" for r in rules}
+  borrowers = (
+    "behavior.training_mode",
+    "consumer.hub_keras_layer",
+    "consumer.keras3_layer",
+    "roundtrip.reexport",
+  )
+  results = checker.run_rules(ctx, [rules[r] for r in borrowers], done)
+  assert [r.status for r in results] == ["pass"] * 4, [r.message for r in results]
+  # Restored in place, not reloaded: the next rule sees the load every rule
+  # started from (values, and trainable flags the Keras layers flip).
+  assert ctx.obj is obj
+  after = _state(obj)
+  assert [(n, t) for n, t, _ in after] == [(n, t) for n, t, _ in before]
+  for (n, _, a), (_, _, b) in zip(after, before):
+    np.testing.assert_array_equal(a, b, err_msg=n)
+
+
+def test_a_module_that_cannot_be_restored_is_loaded_again(valid_module, tmp_path):
+  path = str(tmp_path / "m")
+  shutil.copytree(valid_module, path)
+  ctx = Context(path, path)
+  obj = ctx.obj
+  with ctx.borrowed() as lent:
+    for v in lent.trainable_variables:
+      v.assign(v + 1.0)
+    # The checkpoint is gone: the changed copy must not be lent again.
+    shutil.rmtree(os.path.join(path, "variables"))
+  assert "obj" not in vars(ctx)
+  shutil.rmtree(path)
+  shutil.copytree(valid_module, path)
+  assert ctx.obj is not obj
+  fresh = tf.saved_model.load(valid_module)
+  for a, b in zip(ctx.obj.variables, fresh.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_fingerprints_see_any_write_and_keep_no_copy():
+  variable = tf.Variable(tf.random.uniform([64, 32]))
+  before = rules_consumer._fingerprint(variable)
+  assert isinstance(before, int) and rules_consumer._fingerprint(variable) == before
+  variable.assign(variable + tf.one_hot([[5]], 32)[0] * 1e-7)  # one element, barely
+  assert rules_consumer._fingerprint(variable) != before
+  words = tf.Variable(["a", "b"])
+  assert rules_consumer._fingerprint(words) != rules_consumer._fingerprint(tf.Variable(["a", "c"]))
+  scalar = tf.Variable(2.0, dtype=tf.bfloat16)
+  assert rules_consumer._fingerprint(scalar) != rules_consumer._fingerprint(
+    tf.Variable(3.0, dtype=tf.bfloat16)
+  )
 
 
 def test_garbage_a_rule_leaves_is_collected_after_it_on_a_large_module(monkeypatch):

@@ -1,8 +1,9 @@
 """What the rules share: the module on disk, loaded once, and its test inputs."""
 
+import contextlib
 import functools
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -84,9 +85,34 @@ class Context:
     """`obj(inputs, training=...)` as its traces allow (`interface.call`)."""
     return interface.call(obj, self.inputs, training=training, **self.arguments)
 
-  def fresh(self) -> Any:
-    """A separately loaded copy, for rules that change variables."""
-    return tf.saved_model.load(self.path)
+  @contextlib.contextmanager
+  def borrowed(self) -> Iterator[Any]:
+    """The loaded module, lent to a rule that changes its variables.
+
+    One load shared by the rules spares a load per rule (seconds on a real
+    architecture) and lets TensorFlow build the functions it derives for
+    gradients once. However the rule ends, every variable is then restored
+    from the module's own checkpoint; where that cannot be proven (TF's
+    `assert_existing_objects_matched`), the copy is dropped and the next rule
+    loads a fresh one, so no rule's changes reach another's verdict.
+
+    Yields:
+      `self.obj`.
+    """
+    obj = self.obj
+    try:
+      yield obj
+    finally:
+      if not self._restore(obj):
+        del self.obj  # the cached load: the next use loads again
+
+  def _restore(self, obj: Any) -> bool:
+    prefix = os.path.join(self.path, tf.saved_model.VARIABLES_DIRECTORY, "variables")
+    try:
+      tf.train.Checkpoint(root=obj).read(prefix).assert_existing_objects_matched()
+    except Exception:  # pylint: disable=broad-except
+      return False
+    return True
 
   @functools.cached_property
   def signatures(self) -> List[Any]:

@@ -82,10 +82,15 @@ def check_deterministic(ctx: Context):
   fix="make the training=True trace apply dropout / batch statistics and update batch-norm "
   "moving averages only when training (not in inference).",
   requires=("interface.training_traces", "interface.variables"),
-  leaves_garbage=True,
 )
 def check_training_mode(ctx: Context):
-  obj = ctx.fresh()
+  # Training calls may update state (batch-norm averages): on the borrowed
+  # copy, restored afterwards.
+  with ctx.borrowed() as obj:
+    return _training_mode(ctx, obj)
+
+
+def _training_mode(ctx: Context, obj: Any) -> str:
   if not interface.takes_training(obj.__call__):
     raise RuleSkipped("__call__ takes no training argument: one behaviour for both modes")
   concrete = interface.concrete_for(obj.__call__, True)

@@ -1,6 +1,5 @@
 """consumer.* and roundtrip.*: the module as its users will use it."""
 
-import functools
 import os
 import tempfile
 from typing import Any, Callable, List, Tuple
@@ -8,6 +7,7 @@ from typing import Any, Callable, List, Tuple
 import numpy as np
 import tensorflow as tf
 
+from hubkit import gzip_codec
 from hubkit import interface
 from hubkit.checker.context import Context, first_line
 from hubkit.checker.rule_table import RuleFailed, RuleSkipped, rule
@@ -50,10 +50,14 @@ def _loss(outputs: Any, targets: List[tf.Tensor], extra_losses) -> tf.Tensor:
   return loss + tf.add_n([tf.cast(l, tf.float32) for l in extra_losses] or [tf.constant(0.0)])
 
 
-def _equal(variable: Any, before: tf.Tensor) -> bool:
-  """Whether a variable still holds exactly `before` (compared where it lives,
-  without copying a large module's weights to numpy)."""
-  return bool(tf.reduce_all(tf.equal(tf.convert_to_tensor(variable), before)))
+def _fingerprint(variable: Any) -> int:
+  """The CRC-32 of a variable's bytes: it changes when anything is written
+  to the variable (barring a one in 2^32 collision), and no copy of a large
+  module's weights is kept to compare with."""
+  value = np.ascontiguousarray(np.asarray(variable))
+  if value.dtype == object:  # strings
+    value = np.frombuffer(tf.io.serialize_tensor(value).numpy(), np.uint8)
+  return gzip_codec.crc32(value.reshape(-1).view(np.uint8))
 
 
 def fine_tune_probe(
@@ -62,7 +66,6 @@ def fine_tune_probe(
   inputs: Any,
   make_optimizer: Callable[[bool], Any],
   module_trainable: List[Any],
-  initial: List[Any],
 ) -> Tuple[List[str], List[str], List[float]]:
   """Fine-tunes a Keras model around a module layer and reports what moved.
 
@@ -75,8 +78,6 @@ def fine_tune_probe(
     make_optimizer: builds the optimizer: `make_optimizer(sgd=True)` plain
       SGD for the training step, `make_optimizer(sgd=False)` Adam.
     module_trainable: the layer's trainable weights to watch.
-    initial: what each of them holds before the first step (tensors, or the
-      variables of an unchanged copy of the module).
 
   Returns:
     (trainable weights that no step moved, non-trainable weights the
@@ -85,6 +86,7 @@ def fine_tune_probe(
   """
   targets = _shifted_target(model(inputs, training=False))
   frozen = list(layer.non_trainable_weights)
+  before = [_fingerprint(w) for w in module_trainable]
   losses, touched = [], []
   # Step 0 runs the training trace with plain SGD; one Adam (whose slot
   # variables are where consumers' optimizers break, and whose set-up is
@@ -105,10 +107,10 @@ def fine_tune_probe(
           f"no gradient reaches {', '.join(missing[:3])}: the variable is "
           "listed as trainable but __call__ does not use it differentiably"
         )
-      frozen_before = [tf.identity(w) for w in frozen]
+      frozen_before = [_fingerprint(w) for w in frozen]
     optimizer.apply_gradients(zip(grads, model.trainable_weights))
     if step == 0:
-      touched = [w.name for w, b in zip(frozen, frozen_before) if not _equal(w, b)]
+      touched = [w.name for w, b in zip(frozen, frozen_before) if _fingerprint(w) != b]
     else:
       losses.append(float(loss))
     # A step's gradients and tape hold weight-sized tensors: freed before the
@@ -119,7 +121,7 @@ def fine_tune_probe(
   losses.append(float(_loss(model(inputs, training=False), targets, model.losses)))
   # Judged after all steps: dropout in the first step may legitimately zero
   # a variable's gradient once.
-  stuck = [w.name for w, b in zip(module_trainable, initial) if _equal(w, b)]
+  stuck = [w.name for w, b in zip(module_trainable, before) if _fingerprint(w) == b]
   return stuck, touched, losses
 
 
@@ -127,31 +129,6 @@ def _symbolic_inputs(keras_lib: Any, signature: Any) -> Any:
   return tf.nest.map_structure(
     lambda s: keras_lib.Input(shape=s.shape[1:], dtype=s.dtype.name), signature
   )
-
-
-def _initial_values(weights: List[Any], obj: Any) -> List[Any]:
-  """What each of a layer's trainable weights holds before fine-tuning.
-
-  The layer loaded its own copy of the module, so the checker's copy
-  (`obj`, whose trainable variables no rule changes) already holds those
-  values: comparing against it spares a snapshot the size of the module
-  (on a large module, the memory that costs is most of a rule's time).
-  Where the two lists do not pair up one to one, the weights are copied.
-  """
-  originals = list(obj.trainable_variables)
-  if len(originals) == len(weights) and all(
-    w.shape == o.shape and w.dtype == o.dtype and _name(w) == _name(o)
-    for w, o in zip(weights, originals)
-  ):
-    return originals
-  return [tf.identity(w) for w in weights]
-
-
-def _name(variable: Any) -> str:
-  # A Keras 3 variable carries the loaded tf.Variable as `.value` (on a
-  # tf.Variable, `.value` is a method).
-  value = getattr(variable, "value", None)
-  return (value if isinstance(value, tf.Variable) else variable).name
 
 
 def judge_fine_tuning(
@@ -180,9 +157,8 @@ def judge_fine_tuning(
     raise RuleFailed(f"a frozen {kind} still adds regularization loss {frozen_loss:.4g}")
   if not n_train:
     return f"loads in {kind}; no trainable variables, so nothing to fine-tune"
-  watched = list(layer.trainable_weights)
   stuck, touched, losses = fine_tune_probe(
-    model, layer, inputs, make_optimizer, watched, _initial_values(watched, obj)
+    model, layer, inputs, make_optimizer, list(layer.trainable_weights)
   )
   if stuck:
     raise RuleFailed(f"optimizer steps left trainable variables unchanged: {', '.join(stuck[:3])}")
@@ -237,29 +213,33 @@ def _probe_layer(
   keras_lib: Any,
   make_optimizer: Callable[[bool], Any],
 ) -> str:
-  """Loads the module into one layer, judges it frozen, then fine-tuning.
+  """Wraps the module in one layer, judges it frozen, then fine-tuning.
 
-  One load serves both: `trainable` is mutable on hub.KerasLayer and
-  hubkit.KerasLayer (losses and the training flag follow it at call time),
-  so a frozen call first and a trainable model after see what two separate
-  layers would, at half the cost on a large module.
+  The layer wraps the checker's loaded copy, borrowed and restored after
+  (`Context.borrowed`): both layers accept a loaded object as their handle,
+  and loading a path is `tf.saved_model.load`, which interface.call already
+  did. One layer serves both judgements: `trainable` is mutable on
+  hub.KerasLayer and hubkit.KerasLayer (losses and the training flag follow
+  it at call time), so a frozen call first and a trainable model after see
+  what two separate layers would.
   """
-  layer = layer_class(ctx.path, trainable=True, arguments=ctx.arguments)
-  layer.trainable = False
-  layer(ctx.inputs)
-  frozen_loss = sum(float(loss) for loss in layer.losses)
-  layer.trainable = True
-  symbolic = _symbolic_inputs(keras_lib, ctx.signatures[0])
-  model = keras_lib.Model(symbolic, layer(symbolic))
-  return judge_fine_tuning(
-    kind,
-    layer,
-    model,
-    ctx.obj,
-    ctx.inputs,
-    make_optimizer,
-    frozen_loss,
-  )
+  with ctx.borrowed() as module:
+    layer = layer_class(module, trainable=True, arguments=ctx.arguments)
+    layer.trainable = False
+    layer(ctx.inputs)
+    frozen_loss = sum(float(loss) for loss in layer.losses)
+    layer.trainable = True
+    symbolic = _symbolic_inputs(keras_lib, ctx.signatures[0])
+    model = keras_lib.Model(symbolic, layer(symbolic))
+    return judge_fine_tuning(
+      kind,
+      layer,
+      model,
+      module,
+      ctx.inputs,
+      make_optimizer,
+      frozen_loss,
+    )
 
 
 @rule(
@@ -274,12 +254,10 @@ def check_keras3_layer(ctx: Context):
   import keras
   from hubkit.keras_layer import KerasLayer
 
-  # security.ops already judged the ops (with the user's --allow_ops), and this
-  # rule runs confined, so the layer's own scan would only repeat it.
   return _probe_layer(
     ctx,
     "hubkit.KerasLayer",
-    functools.partial(KerasLayer, safe_mode=False),
+    KerasLayer,
     keras,
     make_optimizer=lambda sgd: (
       keras.optimizers.SGD(_LEARNING_RATE) if sgd else keras.optimizers.Adam(_ADAM_RATE)
@@ -338,7 +316,11 @@ def check_distributed(ctx: Context):
   leaves_garbage=True,
 )
 def check_reexport(ctx: Context):
-  obj = ctx.fresh()
+  with ctx.borrowed() as obj:
+    return _reexport(ctx, obj)
+
+
+def _reexport(ctx: Context, obj: Any) -> str:
   trainable = list(obj.trainable_variables)
   if trainable:
     targets = _shifted_target(ctx.call(obj))
