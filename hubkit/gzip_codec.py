@@ -42,7 +42,7 @@ def implementation() -> str:
 
 def crc32(data) -> int:
   """The CRC-32 of a bytes-like object, as `zlib.crc32` computes it (ISA-L's
-  is ~6x faster: 0.1 s against 0.6 s for 336 MB here)."""
+  is ~7x faster: 0.02 s against 0.15 s for 352 MB here)."""
   isal = _BACKEND["isal"]
   return (isal.zlib if isal else zlib).crc32(data)
 

@@ -159,8 +159,7 @@ def _distinct_inputs(function: Any) -> List[Any]:
   return result
 
 
-def variable_bytes(variables: List[Any]) -> int:
-  """Bytes the given variables hold (those of unknown shape count 0)."""
+def _variable_bytes(variables: List[Any]) -> int:
   return int(sum((v.shape.num_elements() or 0) * v.dtype.size for v in variables))
 
 
@@ -204,7 +203,7 @@ def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
     num_variables=len(variables),
     num_trainable_variables=len(trainable),
     num_parameters=int(sum(v.shape.num_elements() or 0 for v in variables)),
-    variable_bytes=variable_bytes(variables),
+    variable_bytes=_variable_bytes(variables),
     num_regularization_losses=len(getattr(obj, "regularization_losses", []) or []),
   )
   if module_dir is None:

@@ -8,7 +8,6 @@ check can start its confined child process first and both start up at once.
 """
 
 import dataclasses
-import gc
 import importlib
 import os
 import time
@@ -19,7 +18,6 @@ from hubkit import check_records
 from hubkit import handles
 from hubkit import resolver
 from hubkit import signing
-from hubkit.checker import memory
 from hubkit.checker import rule_table
 from hubkit.checker.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
 from hubkit.errors import NotFoundError, UsageError
@@ -111,8 +109,6 @@ def run_rules(
   for rule in rule_list:
     start = time.perf_counter()
     result = _run_rule(rule, ctx, done)
-    if rule.leaves_garbage and ctx.variable_bytes >= memory.LARGE_MODULE_BYTES:
-      gc.collect()  # the next rule reuses this memory instead of touching more
     seconds = round(time.perf_counter() - start, 3)
     results.append(result)
     done[rule.id] = result.status

@@ -53,16 +53,6 @@ class Context:
     return tf.saved_model.load(self.path)
 
   @functools.cached_property
-  def variable_bytes(self) -> int:
-    """Bytes held by the module's variables (0 when it does not load or
-    does not list them as variables)."""
-    try:
-      return interface.variable_bytes(self.obj.variables)
-    except Exception:  # pylint: disable=broad-except
-      # Whatever a broken module lists is for the interface rules to judge.
-      return 0
-
-  @functools.cached_property
   def load_error(self) -> Optional[str]:
     try:
       self.obj

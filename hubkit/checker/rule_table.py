@@ -39,7 +39,6 @@ class Rule:
   needs_load: bool
   requires: Tuple[str, ...]
   static: bool
-  leaves_garbage: bool = False
 
 
 def rule(
@@ -49,7 +48,6 @@ def rule(
   needs_load: bool = True,
   requires: Sequence[str] = (),
   static: bool = False,
-  leaves_garbage: bool = False,
 ) -> Callable:
   """Registers a rule function.
 
@@ -62,9 +60,6 @@ def rule(
       skipped, so a broken module is flagged by the rule that names its
       defect rather than by every rule downstream of it.
     static: the rule only reads files (never loads or calls the module).
-    leaves_garbage: the rule builds objects that hold module-sized tensors
-      in reference cycles (Keras models, optimizers and their slots), which
-      the checker collects after it on a large module.
 
   Returns:
     The decorator.
@@ -74,16 +69,7 @@ def rule(
     if any(r.id == rule_id for r in RULES):
       raise ValueError(f"rule {rule_id} is registered twice")
     RULES.append(
-      Rule(
-        rule_id,
-        title,
-        fix,
-        function,
-        needs_load and not static,
-        tuple(requires),
-        static,
-        leaves_garbage,
-      )
+      Rule(rule_id, title, fix, function, needs_load and not static, tuple(requires), static)
     )
     return function
 

@@ -238,10 +238,7 @@ def main() -> int:
 
   cli.start_tensorflow(2)
   from hubkit import checker
-  from hubkit.checker import memory
   from hubkit.checker.context import Context
-
-  reservation = memory.reserve(request["module_dir"])
 
   # The consumers the rules build; imported while the parent runs the static
   # rules, so that their start-up is off the check's critical path.
@@ -261,9 +258,6 @@ def main() -> int:
     tolerance=request["tolerance"],
     allow_ops=request["allow_ops"],
   )
-  if reservation:
-    reservation.wait()
-    ctx.figures["memory_reserved_bytes"] = reservation.size
   try:
     checker.run_dynamic_rules(
       ctx, lambda result, seconds: _emit(result_fd, {"result": result.__dict__, "seconds": seconds})
