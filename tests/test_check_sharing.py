@@ -25,15 +25,34 @@ def _state(obj):
   return [(v.name, v.trainable, np.array(v.numpy(), copy=True)) for v in obj.variables]
 
 
+def _keras3_piece(path):
+  """A Keras 3 export: batch norm, and dropout whose seed state is a variable."""
+  import keras
+
+  inputs = keras.Input((4,))
+  x = keras.layers.Dropout(0.2)(keras.layers.BatchNormalization()(inputs))
+  x = keras.layers.Dense(5, activation="relu", name="features")(x)
+  model = keras.Model(inputs, keras.layers.Dense(2)(x))
+  return hubkit.export_keras_submodel(model, path, output_layer="features")
+
+
 @pytest.mark.parametrize(
-  "name, config",
+  "make",
   [
-    ("image_feature_vector", {"filters": [4, 6], "num_features": 5}),  # batch norm
-    ("text_embedding", {"vocabulary": ["hello", "world"], "dim": 4, "l2": 0.1}),  # a table
+    # batch norm
+    lambda p: hubkit.export_module(
+      "image_feature_vector", p, config={"filters": [4, 6], "num_features": 5}
+    ),
+    # a lookup table and regularization losses
+    lambda p: hubkit.export_module(
+      "text_embedding", p, config={"vocabulary": ["hello", "world"], "dim": 4, "l2": 0.1}
+    ),
+    _keras3_piece,
   ],
+  ids=["image_feature_vector", "text_embedding", "keras3_piece"],
 )
-def test_rules_that_change_the_shared_module_leave_it_as_loaded(tmp_path, name, config):
-  path = hubkit.export_module(name, str(tmp_path / name), config=config)
+def test_rules_that_change_the_shared_module_leave_it_as_loaded(tmp_path, make):
+  path = make(str(tmp_path / "module"))
   ctx = Context(path, path)
   obj = ctx.obj
   before = _state(obj)

@@ -633,3 +633,36 @@ def test_allow_list_holds_no_op_that_reaches_outside():
     "XlaCallModule",
     "WordpieceTokenizeWithOffsets",
   } <= allowed
+
+
+def test_a_module_that_rewrites_its_weights_when_called_cannot_poison_later_rules(tmp_path):
+  import tensorflow as tf
+
+  from hubkit import checker
+  from hubkit.checker.context import Context
+
+  # Every training-mode call overwrites the weights: on the one load the rules
+  # share, later rules would judge the poisoned values.
+  obj = tf.train.Checkpoint()
+  obj.w = tf.Variable([[1.0], [2.0], [3.0]])
+
+  def call(x, training=False):
+    if training:
+      obj.w.assign(tf.fill([3, 1], 666.0))
+    return tf.matmul(x, obj.w)
+
+  obj.__call__ = tf.function(call)
+  for training in (True, False):
+    obj.__call__.get_concrete_function(hostile_modules.SPEC, training=training)
+  obj.variables, obj.trainable_variables, obj.regularization_losses = [obj.w], [obj.w], []
+  path = str(tmp_path / "poisoner")
+  tf.saved_model.save(obj, path)
+
+  ctx = Context(path, path)
+  rules = {r.id: r for r in checker.rules()}
+  done = {r: "pass" for r in rules}
+  for rule_id in ("behavior.training_mode", "consumer.hub_keras_layer", "roundtrip.reexport"):
+    checker.run_rules(ctx, [rules[rule_id]], done)
+    # Each rule ran training calls; the next one starts from the load.
+    np.testing.assert_array_equal(ctx.obj.w.numpy(), [[1.0], [2.0], [3.0]], err_msg=rule_id)
+  assert ctx.figures["seconds"].keys() >= {"behavior.training_mode", "roundtrip.reexport"}
