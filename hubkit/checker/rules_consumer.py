@@ -7,9 +7,8 @@ from typing import Any, Callable, List, Tuple
 import numpy as np
 import tensorflow as tf
 
-from hubkit import gzip_codec
 from hubkit import interface
-from hubkit.checker.context import Context, first_line
+from hubkit.checker.context import Context, fingerprint, first_line
 from hubkit.checker.rule_table import RuleFailed, RuleSkipped, rule
 from hubkit.checker.rules_behavior import float_outputs
 
@@ -50,20 +49,6 @@ def _loss(outputs: Any, targets: List[tf.Tensor], extra_losses) -> tf.Tensor:
   return loss + tf.add_n([tf.cast(l, tf.float32) for l in extra_losses] or [tf.constant(0.0)])
 
 
-def _fingerprint(variable: Any) -> int:
-  """The CRC-32 of a variable's bytes: it changes when anything is written
-  to the variable (barring a one in 2^32 collision), and no copy of a large
-  module's weights is kept to compare with."""
-  value = getattr(variable, "value", None)  # a Keras 3 variable's tf.Variable
-  tensor = tf.convert_to_tensor(value if isinstance(value, tf.Variable) else variable)
-  if tensor.dtype == tf.string:
-    tensor = tf.io.serialize_tensor(tensor)
-  # EagerTensor.numpy() copies (0.08 s and fresh memory per 336 MB); the
-  # private _numpy() is a view of the tensor, read here and dropped at once.
-  array = np.ascontiguousarray(getattr(tensor, "_numpy", tensor.numpy)())
-  return gzip_codec.crc32(array.reshape(-1).view(np.uint8))
-
-
 def fine_tune_probe(
   model: Any,
   layer: Any,
@@ -90,7 +75,7 @@ def fine_tune_probe(
   """
   targets = _shifted_target(model(inputs, training=False))
   frozen = list(layer.non_trainable_weights)
-  before = [_fingerprint(w) for w in module_trainable]
+  before = [fingerprint(w) for w in module_trainable]
   losses, touched = [], []
   # Step 0 runs the training trace with plain SGD; one Adam (whose slot
   # variables are where consumers' optimizers break, and whose set-up is
@@ -111,10 +96,10 @@ def fine_tune_probe(
           f"no gradient reaches {', '.join(missing[:3])}: the variable is "
           "listed as trainable but __call__ does not use it differentiably"
         )
-      frozen_before = [_fingerprint(w) for w in frozen]
+      frozen_before = [fingerprint(w) for w in frozen]
     optimizer.apply_gradients(zip(grads, model.trainable_weights))
     if step == 0:
-      touched = [w.name for w, b in zip(frozen, frozen_before) if _fingerprint(w) != b]
+      touched = [w.name for w, b in zip(frozen, frozen_before) if fingerprint(w) != b]
     else:
       losses.append(float(loss))
     # A step's gradients and tape hold weight-sized tensors: freed before the
@@ -125,7 +110,7 @@ def fine_tune_probe(
   losses.append(float(_loss(model(inputs, training=False), targets, model.losses)))
   # Judged after all steps: dropout in the first step may legitimately zero
   # a variable's gradient once.
-  stuck = [w.name for w, b in zip(module_trainable, before) if _fingerprint(w) == b]
+  stuck = [w.name for w, b in zip(module_trainable, before) if fingerprint(w) == b]
   return stuck, touched, losses
 
 
