@@ -219,7 +219,7 @@ def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
 def _saved_model_proto(module_dir: str) -> Any:
   from hubkit.safety import ops
 
-  return ops.parse(module_dir)
+  return ops.parse(module_dir, full=True)
 
 
 def saved_signatures(proto: Any) -> Dict[str, Any]:

@@ -50,7 +50,7 @@ def warmup_requests(module_dir: str, model_name: str, count: int = 1) -> bytes:
   from hubkit import sample_inputs
   from hubkit.safety import ops
 
-  signatures = interface.saved_signatures(ops.parse(module_dir))
+  signatures = interface.saved_signatures(ops.parse(module_dir, full=True))
   if SIGNATURE not in signatures:
     raise UsageError(
       f"{module_dir} has no {SIGNATURE} signature for warm-up requests to call; export it "

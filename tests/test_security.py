@@ -666,3 +666,24 @@ def test_a_module_that_rewrites_its_weights_when_called_cannot_poison_later_rule
     # Each rule ran training calls; the next one starts from the load.
     np.testing.assert_array_equal(ctx.obj.w.numpy(), [[1.0], [2.0], [3.0]], err_msg=rule_id)
   assert ctx.figures["seconds"].keys() >= {"behavior.training_mode", "roundtrip.reexport"}
+
+
+def test_a_function_named_inside_a_function_attribute_is_scanned(tmp_path):
+  # A callee instantiated with a function-valued attribute runs that function:
+  # an op type hidden there (nested in the attribute's own attributes) is a
+  # finding like one named directly.
+  path = hubkit.export_module("mul", str(tmp_path / "mul"))
+
+  def hide_write_file(proto):
+    library = proto.meta_graphs[0].graph_def.library.function
+    node = library[0].node_def.add(name="nested", op="PartitionedCall")
+    node.attr["f"].func.name = library[-1].signature.name
+    node.attr["f"].func.attr["g"].func.name = "WriteFile"
+
+  hostile_modules._edit_proto(path, hide_write_file)
+  findings = ops.scan(path)[0]
+  assert [(f.op, f.why) for f in findings] == [
+    ("WriteFile", "calls a function the module does not define")
+  ]
+  with pytest.raises(ops.UnsafeModuleError, match="WriteFile"):
+    hubkit.load(path)

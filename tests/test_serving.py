@@ -118,7 +118,7 @@ def _with_op(source, path, new_op):
   import shutil
 
   shutil.copytree(source, path)
-  proto = ops.parse(path)
+  proto = ops.parse(path, full=True)
   for function in proto.meta_graphs[0].graph_def.library.function:
     for node in function.node_def:
       if node.op == "MatMul":

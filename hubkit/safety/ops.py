@@ -26,6 +26,7 @@ import os
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from hubkit.errors import HubkitError
+from hubkit.safety import proto_schema
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # Ops that read a file named by one input (index): allowed for own assets only.
@@ -96,22 +97,35 @@ def saved_model_proto_path(module_dir: str) -> str:
   raise UnsafeModuleError(f"{module_dir} has no saved_model.pb; pass the SavedModel directory.")
 
 
-def parse(module_dir: str):
+def parse(module_dir: str, full: bool = False):
   """Parses the module's SavedModel proto as the loader would.
+
+  Args:
+    module_dir: the SavedModel root.
+    full: parse with TensorFlow's own message classes (every field, e.g. the
+      signatures; imports TensorFlow). By default only the fields the scan
+      reads are declared (`proto_schema`), so a binary `saved_model.pb` is
+      read without importing TensorFlow; a `.pbtxt` (whose text names every
+      field) always uses TensorFlow's classes.
 
   Raises:
     UnsafeModuleError: it does not parse (a module that cannot be scanned is
       not loaded).
   """
   from google.protobuf import message, text_format
-  from tensorflow.core.protobuf import saved_model_pb2
 
   path = saved_model_proto_path(module_dir)
-  proto = saved_model_pb2.SavedModel()
+  text = path.endswith(".pbtxt")
+  if full or text:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+  else:
+    proto = proto_schema.message_class("SavedModel")()
   try:
     with open(path, "rb") as f:
       data = f.read()
-    if path.endswith(".pbtxt"):
+    if text:
       text_format.Parse(data.decode("utf-8"), proto)
     else:
       proto.ParseFromString(data)
@@ -135,15 +149,14 @@ def _data_inputs(node) -> List[str]:
 def _asset_file_defs(meta_graph) -> List:
   """The MetaGraph's AssetFileDefs: the TF2 field and the collection where TF1's
   SavedModelBuilder keeps them (the loader reads both)."""
-  from tensorflow.core.protobuf import meta_graph_pb2
-
   assets = list(meta_graph.asset_file_def)
   collection = meta_graph.collection_def.get("saved_model_assets")
   if collection is not None:
+    asset_class = proto_schema.message_class("AssetFileDef")
     for packed in collection.any_list.value:
-      asset = meta_graph_pb2.AssetFileDef()
-      if packed.Unpack(asset):
-        assets.append(asset)
+      # What Any.Unpack checks, spelled out: the classes of either schema read it.
+      if packed.type_url.rpartition("/")[2] == f"{proto_schema.PACKAGE}.AssetFileDef":
+        assets.append(asset_class.FromString(packed.value))
   return assets
 
 
@@ -159,12 +172,19 @@ def _closure(roots: Iterable[str], successors) -> Set[str]:
 
 
 def _called(node) -> Iterator[Tuple[str, str]]:
-  """(attribute name, function name) of every function a node names."""
-  for key, value in node.attr.items():
-    if value.HasField("func"):
-      yield key, value.func.name
-    for func in value.list.func:
+  """(attribute name, function name) of every function a node names, including
+  functions named in the attributes of a function attribute (a callee
+  instantiated with a function-valued attribute runs that function too)."""
+  yield from _named_functions(node.attr)
+
+
+def _named_functions(attrs) -> Iterator[Tuple[str, str]]:
+  # No depth bound needed: the protobuf parser already bounds message nesting.
+  for key, value in attrs.items():
+    funcs = ([value.func] if value.HasField("func") else []) + list(value.list.func)
+    for func in funcs:
       yield key, func.name
+      yield from _named_functions(func.attr)
 
 
 class _MetaGraphScan:
