@@ -15,8 +15,13 @@ names, `hubkit.download` fetches over HTTP, `hubkit.locking` holds the lock,
 `hubkit.archive` extracts with bounds, `hubkit.manifest` records and checks
 each entry. This module fills entries atomically and keeps the store
 (`entries`, `verify`, `remove`, `prune`). A hit writes nothing, so a
-read-only cache filled by another user works. Nothing here imports
-TensorFlow.
+read-only cache filled by another user works.
+
+An entry tensorflow_hub fetched has no manifest: the first hubkit resolve
+of its handle adopts it (trust on first use, docs/security.md) once it
+passes the checks hubkit's own extraction makes and the op scan, and
+records a manifest, so it is loaded offline and later tampering is caught.
+Nothing here imports TensorFlow.
 """
 
 import contextlib
@@ -28,6 +33,7 @@ import hashlib
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
@@ -37,11 +43,14 @@ from absl import logging
 from hubkit import archive
 from hubkit import download
 from hubkit import handles
+from hubkit import layout
 from hubkit import locking
 from hubkit import manifest
 from hubkit import metadata
 from hubkit.errors import NotFoundError, UsageError
 from hubkit.progress import Progress
+from hubkit.safety import verdicts
+from hubkit.safety.ops import UnsafeModuleError
 
 STALE_LOCK_SECONDS = locking.STALE_LOCK_SECONDS
 _KEY = re.compile(r"[0-9a-f]{40}")
@@ -233,7 +242,7 @@ class ModuleCache:
     # The descriptor's time records the last use, for `prune`; best effort,
     # so that a read-only cache still serves hits.
     with contextlib.suppress(OSError):
-      os.utime(self._descriptor(module_dir))
+      os.utime(_descriptor_path(module_dir))
     return module_dir
 
   def _fetch_into_cache(
@@ -254,6 +263,8 @@ class ModuleCache:
       problems = self.entry_problems(module_dir, source)
       if not problems:
         return self._hit(module_dir, scan)
+      if source is None and self._adopt(handle, module_dir, scan):
+        return self._hit(module_dir, None)
       if os.path.lexists(module_dir):
         logging.warning(
           "cached copy of %s is not trusted (%s); fetching it again",
@@ -276,8 +287,34 @@ class ModuleCache:
     finally:
       locking.remove_tree(lock.temp_dir)
       with contextlib.suppress(FileNotFoundError):
-        os.remove(f"{self._descriptor(module_dir)}.{lock.task_uid}")
+        os.remove(f"{_descriptor_path(module_dir)}.{lock.task_uid}")
       lock.release()
+
+  def _adopt(self, handle: str, module_dir: str, scan: Optional[Callable[[str], None]]) -> bool:
+    """Takes over an entry another client (tensorflow_hub) filled for this
+    handle: trust on first use, after the checks hubkit's own extraction
+    makes. Returns False, changing nothing, for an entry it cannot vouch for
+    (it is then fetched again); an adopted entry is verified like any other
+    from then on.
+    """
+    if manifest.read(module_dir) is not None or _descriptor_handle(module_dir) != handle:
+      return False  # hubkit's own entry gone bad, or not made for this handle
+    problems = adoption_problems(module_dir) or module_problems(module_dir)
+    if not problems and scan:
+      try:
+        scan(module_dir)
+      except UnsafeModuleError as e:
+        problems = [str(e)]
+    if problems:
+      logging.warning(
+        "the copy of %s that another client cached is not used (%s); fetching it again",
+        handle,
+        "; ".join(problems[:2]),
+      )
+      return False
+    manifest.write(module_dir, handle, None)
+    logging.info("adopted %s, cached by another client, into hubkit's cache records", handle)
+    return True
 
   def _move_into_place(self, temp_dir: str, module_dir: str, source: Optional[List[int]]) -> bool:
     """Renames a finished download into place; False when another process
@@ -313,18 +350,14 @@ class ModuleCache:
     )
     return self._hit(module_dir, scan)
 
-  @staticmethod
-  def _descriptor(module_dir: str) -> str:
-    return module_dir + ".descriptor.txt"
-
   def _write_descriptor(self, handle: str, module_dir: str, task_uid: str) -> None:
-    temp = f"{self._descriptor(module_dir)}.{task_uid}"
+    temp = f"{_descriptor_path(module_dir)}.{task_uid}"
     with open(temp, "w", encoding="utf-8") as f:
       f.write(
         f"Module: {handle}\nDownload Time: {datetime.datetime.today()}\n"
         f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})"
       )
-    os.replace(temp, self._descriptor(module_dir))
+    os.replace(temp, _descriptor_path(module_dir))
 
   def _extract_file(self, path: str, target: str, digests: Dict[str, str]) -> str:
     """Extracts a local archive (filling `digests`); returns its sha256."""
@@ -354,9 +387,8 @@ class ModuleCache:
     return result
 
   def _entry(self, name: str, path: str, deep: bool) -> CacheEntry:
-    descriptor = locking.read_text(self._descriptor(path)) or ""
-    match = re.search(r"^Module: (.*)$", descriptor, re.MULTILINE)
-    used = os.lstat(self._descriptor(path) if descriptor else path).st_mtime
+    has_descriptor = os.path.isfile(_descriptor_path(path))
+    used = os.lstat(_descriptor_path(path) if has_descriptor else path).st_mtime
     problems = manifest.problems(path, deep=deep)
     if not os.path.islink(path):
       problems += module_problems(path)
@@ -366,7 +398,7 @@ class ModuleCache:
         problems.append("assets.extra/hubkit.json is malformed")
     size = 0 if os.path.islink(path) else locking.dir_size(path)
     return CacheEntry(
-      name, path, match.group(1) if match else None, size, used, list(dict.fromkeys(problems))
+      name, path, _descriptor_handle(path), size, used, list(dict.fromkeys(problems))
     )
 
   def verify(self) -> List[CacheEntry]:
@@ -395,7 +427,7 @@ class ModuleCache:
     with locking.CacheLock(path, handle_or_key, self._stale_lock_seconds):
       # Renamed first so that readers never see a half-deleted module.
       locking.remove_tree(path)
-      for extra in (self._descriptor(path), manifest.path_for(path)):
+      for extra in (_descriptor_path(path), manifest.path_for(path)):
         with contextlib.suppress(FileNotFoundError):
           os.remove(extra)
     return path
@@ -415,9 +447,48 @@ class ModuleCache:
     return removed
 
 
-def _ensure_safe(module_dir: str, allow_ops: Sequence[str]) -> None:
-  # Imported here: the scan needs TensorFlow's protos, the rest of the cache
-  # does not.
-  from hubkit.safety import verdicts
+def _descriptor_path(module_dir: str) -> str:
+  return module_dir + ".descriptor.txt"
 
+
+def _descriptor_handle(module_dir: str) -> Optional[str]:
+  """The handle an entry's descriptor names (hubkit and tensorflow_hub both
+  write "Module: <handle>" first), or None."""
+  try:
+    descriptor = locking.read_text(_descriptor_path(module_dir)) or ""
+  except (OSError, UnicodeDecodeError):
+    return None
+  match = re.search(r"^Module: (.*)$", descriptor, re.MULTILINE)
+  return match.group(1) if match else None
+
+
+def adoption_problems(module_dir: str) -> List[str]:
+  """Why a folder another client cached cannot be adopted (empty when it can):
+  what hubkit's own extraction refuses (`hubkit.archive`), found on disk.
+
+  Args:
+    module_dir: the entry folder.
+  """
+  if os.path.islink(module_dir) or not os.path.isdir(module_dir):
+    return ["the entry is a symbolic link or not a folder"]
+  limits = archive.ExtractLimits.from_env()
+  problems, entries, total = [], 0, 0
+  for dirpath, dirnames, filenames in os.walk(module_dir):
+    for name in dirnames + filenames:
+      full = os.path.join(dirpath, name)
+      relpath = os.path.relpath(full, module_dir).replace(os.sep, "/")
+      st = os.lstat(full)
+      entries, total = entries + 1, total + (st.st_size if stat.S_ISREG(st.st_mode) else 0)
+      if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        problems.append(f"{relpath} is a link or special file")
+      elif not layout.is_allowed(relpath):
+        problems.append(f"{relpath} is outside the SavedModel allow-list")
+  if entries > limits.max_entries:
+    problems.append(f"it holds {entries} files and folders (limit {limits.max_entries})")
+  if total > limits.max_bytes:
+    problems.append(f"it holds {total} bytes (limit {limits.max_bytes})")
+  return problems
+
+
+def _ensure_safe(module_dir: str, allow_ops: Sequence[str]) -> None:
   verdicts.ensure_safe(module_dir, allow_ops)

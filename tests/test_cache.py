@@ -17,6 +17,7 @@ from hubkit import cache
 from hubkit import cli
 from hubkit import modules
 from hubkit import hosting
+from hubkit import layout
 
 _RESOLVE = "import sys; from hubkit import resolver; print(resolver.resolve(sys.argv[1]))"
 
@@ -55,16 +56,38 @@ def _bad_archive(root, handle, entries):
 def test_tensorflow_hub_loads_from_hubkit_serve(server, fresh_cache):
   obj = hub.load(f"{server.url}/me/hub-first/1")
   np.testing.assert_allclose(obj(tf.constant([[2.0, 3.0]])).numpy(), [[2.0, 3.0]])
-  # hubkit cannot tell tensorflow_hub's download from a planted folder (it has
-  # no manifest), so it fetches the module once more into the same place...
+  # hubkit adopts tensorflow_hub's download (no second fetch) and records it...
   path = hubkit.resolve(f"{server.url}/me/hub-first/1")
   assert os.path.dirname(path) == fresh_cache
-  assert server.downloads["me/hub-first/1"] == 2
+  assert server.downloads["me/hub-first/1"] == 1
   assert os.path.isfile(path + ".manifest.json")
   # ...and from then on both libraries use that copy.
   assert hubkit.resolve(f"{server.url}/me/hub-first/1") == path
   hub.load(f"{server.url}/me/hub-first/1")
-  assert server.downloads["me/hub-first/1"] == 2
+  assert server.downloads["me/hub-first/1"] == 1
+
+
+def test_tensorflow_hubs_download_is_loaded_offline_and_then_verified(tmp_path, fresh_cache):
+  module = modules.export_module("mul", str(tmp_path / "mul"), config={"dim": 2})
+  root = str(tmp_path / "root")
+  hubkit.publish_module(module, root, "me/offline/1")
+  with hosting.serving(root) as running:
+    url = f"{running.url}/me/offline/1"
+    expected = hub.load(url)(tf.constant([[2.0, 3.0]])).numpy()
+  # The server is gone: only the copy tensorflow_hub left in the cache remains.
+  obj = hubkit.load(url)
+  np.testing.assert_allclose(obj(tf.constant([[2.0, 3.0]])).numpy(), expected)
+  path = hubkit.ModuleCache().path_for(url)
+  recorded = cache.manifest.read(path)
+  assert recorded["handle"] == url and sorted(recorded["files"]) == sorted(layout.iter_files(path))
+  assert cli.main(["hubkit", "cache", "verify"]) == 0
+  # Adopted entries are verified like hubkit's own: a changed weight is caught.
+  shard = [f for f in os.listdir(os.path.join(path, "variables")) if "data" in f][0]
+  with open(os.path.join(path, "variables", shard), "ab") as f:
+    f.write(b"\0")
+  assert cli.main(["hubkit", "cache", "verify"]) == 1
+  with pytest.raises(hubkit.FetchError, match="cannot reach"):
+    hubkit.resolve(url)
 
 
 def test_tensorflow_hub_reuses_what_hubkit_downloaded(server, fresh_cache):

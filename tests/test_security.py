@@ -676,8 +676,9 @@ def test_a_function_named_inside_a_function_attribute_is_scanned(tmp_path):
 
   def hide_write_file(proto):
     library = proto.meta_graphs[0].graph_def.library.function
-    node = library[0].node_def.add(name="nested", op="PartitionedCall")
-    node.attr["f"].func.name = library[-1].signature.name
+    plain = next(f for f in library if not any(n.op == "RestoreV2" for n in f.node_def))
+    node = plain.node_def.add(name="nested", op="PartitionedCall")
+    node.attr["f"].func.name = plain.signature.name
     node.attr["f"].func.attr["g"].func.name = "WriteFile"
 
   hostile_modules._edit_proto(path, hide_write_file)
@@ -687,3 +688,41 @@ def test_a_function_named_inside_a_function_attribute_is_scanned(tmp_path):
   ]
   with pytest.raises(ops.UnsafeModuleError, match="WriteFile"):
     hubkit.load(path)
+
+
+def _as_tensorflow_hub_left_it(module_cache, url, module):
+  """A cache entry as tensorflow_hub writes one: the folder and its descriptor."""
+  os.makedirs(module_cache.cache_dir, exist_ok=True)
+  path = module_cache.path_for(url)
+  shutil.copytree(module, path, symlinks=True)
+  with open(path + ".descriptor.txt", "w") as f:
+    f.write(f"Module: {url}\nDownload Time: now\nDownloader Hostname: h (PID:1)")
+  return path
+
+
+def test_an_unsafe_entry_of_another_client_is_not_adopted(corpus, fresh_cache, tmp_path):
+  hostile, marker = corpus["call_writes"]
+  module_cache = hubkit.ModuleCache()
+  url = "http://127.0.0.1:9/me/hub-left-it/1"  # nothing listens on port 9
+  path = _as_tensorflow_hub_left_it(module_cache, url, hostile)
+  with pytest.raises(hubkit.FetchError, match="cannot reach"):
+    hubkit.load(url)
+  assert not os.path.exists(path + ".manifest.json") and not os.path.exists(marker)
+
+
+def test_an_entry_with_a_link_or_stray_file_is_not_adopted(good_module, fresh_cache, tmp_path):
+  module_cache = hubkit.ModuleCache()
+  outside = tmp_path / "outside.txt"
+  outside.write_text("secret")
+  for name, plant in (
+    ("link", lambda p: os.symlink(outside, os.path.join(p, "assets", "vocab.txt"))),
+    ("stray", lambda p: shutil.copy(outside, os.path.join(p, "run.sh"))),
+  ):
+    url = f"http://127.0.0.1:9/me/{name}/1"
+    path = _as_tensorflow_hub_left_it(module_cache, url, good_module)
+    os.makedirs(os.path.join(path, "assets"), exist_ok=True)
+    plant(path)
+    with pytest.raises(hubkit.FetchError, match="cannot reach"):
+      hubkit.resolve(url)
+    assert not os.path.exists(path + ".manifest.json")
+    assert outside.read_text() == "secret"
