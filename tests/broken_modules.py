@@ -208,6 +208,44 @@ def no_call(path):
   return path
 
 
+def text_mean_of_no_words(path):
+  """string [None] -> float32 [None, 3]: a vocabulary table and the mean of
+  the words' embeddings, which is NaN for the empty string (zero words)."""
+  vocabulary = path + "_vocab.txt"
+  words = ["[PAD]", "<unk>", "##ing", "apple", "banana", "cherry", "river", "stone", "light"]
+  with open(vocabulary, "w", encoding="utf-8") as f:
+    f.write("\n".join(words) + "\n")
+  obj = tf.train.Checkpoint()
+  obj.vocab = tf.saved_model.Asset(vocabulary)
+  obj.table = tf.lookup.StaticHashTable(
+    tf.lookup.TextFileInitializer(
+      obj.vocab,
+      tf.string,
+      tf.lookup.TextFileIndex.WHOLE_LINE,
+      tf.int64,
+      tf.lookup.TextFileIndex.LINE_NUMBER,
+    ),
+    -1,
+  )
+  obj.embeddings = tf.Variable(tf.random.stateless_normal([len(words), 3], seed=[1, 2]))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+  def call(text):
+    # Unknown words would look up row -1 and fail: the sample sentences must
+    # be made of the vocabulary's own words.
+    ids = obj.table.lookup(tf.strings.split(text))
+    tf.debugging.assert_non_negative(ids.flat_values)
+    vectors = tf.ragged.map_flat_values(tf.gather, obj.embeddings, ids)
+    return tf.reduce_mean(vectors, axis=1)
+
+  obj.__call__ = call
+  obj.variables = [obj.embeddings]
+  obj.trainable_variables = [obj.embeddings]
+  obj.regularization_losses = []
+  tf.saved_model.save(obj, path)
+  return path
+
+
 BROKEN = {
   "missing_training_trace": (missing_training_trace, {"interface.training_traces"}, set()),
   "defined_batch_dimension": (defined_batch_dimension, {"interface.training_traces"}, set()),
@@ -246,4 +284,6 @@ BROKEN = {
     set(),
   ),
   "no_call": (no_call, {"interface.call"}, set()),
+  # An ordinary text embedding: right for sentences, NaN only for "".
+  "text_mean_of_no_words": (text_mean_of_no_words, set(), {"behavior.deterministic_inference"}),
 }

@@ -8,6 +8,7 @@ import tarfile
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 import broken_modules
@@ -17,6 +18,7 @@ import hubkit
 from hubkit import checker
 from hubkit import cli
 from hubkit import modules
+from hubkit import sample_inputs
 
 SMALL = {
   "mul": {"dim": 3},
@@ -251,3 +253,25 @@ def test_vocabulary_path_in_a_shared_name_is_a_warning_not_a_failure(tmp_path):
   assert layout.status == "warn" and str(vocabulary) in layout.message, layout.message
   assert report.conforms, report.table()
   assert report.result("consumer.keras3_layer").status == "pass"
+
+
+def test_text_modules_get_sentences_of_their_own_words_and_a_warning_naming_the_empty_string(
+  workdir,
+):
+  path = broken_modules.text_mean_of_no_words(str(workdir / "text_mean"))
+  assert sample_inputs.vocabulary_words(path) == [
+    "apple",
+    "banana",
+    "cherry",
+    "river",
+    "stone",
+    "light",
+  ]
+  sentences = [
+    s.decode() for s in sample_inputs.make_inputs(tf.TensorSpec([None], tf.string), path).numpy()
+  ]
+  assert all(2 <= len(s.split()) <= 5 for s in sentences), sentences
+  report = hubkit.check_module(path)
+  assert report.conforms, report.table()
+  result = report.result("behavior.deterministic_inference")
+  assert result.status == "warn" and "empty string input ''" in result.message

@@ -88,9 +88,11 @@ class Context:
       )
     return values
 
-  def call(self, obj: Any, training: bool = False) -> Any:
-    """`obj(inputs, training=...)` as its traces allow (`interface.call`)."""
-    return interface.call(obj, self.inputs, training=training, **self.arguments)
+  def call(self, obj: Any, training: bool = False, inputs: Any = None) -> Any:
+    """`obj(inputs, training=...)` as its traces allow (`interface.call`), on
+    the test inputs unless `inputs` are given."""
+    inputs = self.inputs if inputs is None else inputs
+    return interface.call(obj, inputs, training=training, **self.arguments)
 
   @contextlib.contextmanager
   def borrowed(self) -> Iterator[Any]:

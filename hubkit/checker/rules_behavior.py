@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from hubkit import interface
-from hubkit.checker.context import Context, fingerprint
+from hubkit import sample_inputs
+from hubkit.checker.context import Context, fingerprint, first_line
 from hubkit.checker.rule_table import RuleFailed, RuleSkipped, RuleWarning, rule
 
 # Ops that make training=True legitimately differ from inference: random
@@ -73,7 +74,30 @@ def check_deterministic(ctx: Context):
   if diff != 0.0:
     raise RuleFailed(f"two calls with training=False differ by up to {diff:.3g}")
   ctx.figures["output_shapes"] = [list(a.shape) for a in first]
+  _warn_on_empty_strings(ctx)
   return f"repeated inference calls are identical; outputs {ctx.figures['output_shapes']}"
+
+
+def _warn_on_empty_strings(ctx: Context) -> None:
+  """Text modules: the empty string is an input users send, but a module that
+  averages zero words gives NaN for it; that is a warning naming the input,
+  not a failure (the module is right for ordinary text)."""
+  edge = sample_inputs.with_empty_strings(ctx.inputs)
+  if edge is None:
+    return
+  try:
+    outputs = float_outputs(ctx.call(ctx.obj, inputs=edge))
+  except (tf.errors.OpError, ValueError, TypeError) as e:
+    raise RuleWarning(
+      f"the empty string as input fails ({first_line(e)}); consumers send empty text, "
+      "so handle it (e.g. return zeros for no words)"
+    ) from e
+  bad = [i for i, a in enumerate(outputs) if not np.isfinite(a).all()]
+  if bad:
+    raise RuleWarning(
+      f"output {bad[0]} has NaN or Inf values for the empty string input ''; "
+      "divide by tf.maximum(count, 1) so empty text gets a finite embedding"
+    )
 
 
 @rule(
