@@ -6,19 +6,24 @@ difference a consumer could notice is listed and classified:
 * breaking: code written against OLD fails with NEW, or keeps running and
   silently means something else (other outputs on the same inputs, another
   vocabulary, a variable that stopped being trainable);
+* values changed: the interface is the same but the outputs on the same
+  inputs drift beyond round-off: retrained weights, the most common reason
+  for a new version (tfhub.dev's `.../feature_vector/4` -> `/5`). It is
+  reported with its figures and is not breaking, unless the user sets a
+  limit (`max_drift`) the drift exceeds: a consumer whose downstream model
+  was trained on OLD's outputs then decides how much change it accepts;
 * compatible: code written against OLD keeps working and means the same
   (a new optional argument, a new signature, an input that accepts more).
 
-Outputs are also compared numerically on the same inputs (yours, or sample
-inputs made from OLD's input signature): a drift beyond the tolerance is
-breaking, because a consumer's downstream model was trained on OLD's outputs.
+Outputs are compared numerically on the same inputs (yours, or sample
+inputs made from OLD's input signature).
 
 Example:
 
   import hubkit
   d = hubkit.diff_modules("/tmp/mlp_v1", "/tmp/mlp_v2")
   print(d.format())
-  if d.breaking:
+  if d.breaking:  # interface changes, or a drift beyond max_drift
     raise SystemExit(1)
 """
 
@@ -36,7 +41,9 @@ from hubkit import resolver
 from hubkit.errors import UsageError
 
 BREAKING = "breaking"
+VALUES_CHANGED = "values changed"
 COMPATIBLE = "compatible"
+_ORDER = (BREAKING, VALUES_CHANGED, COMPATIBLE)
 # Relative output drift (max |new - old| / max |old|) still counted as the
 # same outputs: float32 round-off from a re-export or another kernel order.
 DEFAULT_TOLERANCE = 1e-5
@@ -47,7 +54,7 @@ class Change:
   """One difference between two versions.
 
   Attributes:
-    severity: BREAKING or COMPATIBLE.
+    severity: BREAKING, VALUES_CHANGED or COMPATIBLE.
     area: what differs: inputs, outputs, arguments, signatures, variables,
       regularization_losses, assets, ops or values.
     detail: one sentence saying what changed.
@@ -64,7 +71,8 @@ class ModuleDiff:
 
   Attributes:
     old, new: the handles compared.
-    changes: every difference found, breaking ones first.
+    changes: every difference found, breaking ones first, then changed
+      values, then compatible ones.
     drift: {"max_abs", "max_rel", "inputs"} of the outputs on the same
       inputs, or None when the modules could not be called alike.
   """
@@ -76,13 +84,23 @@ class ModuleDiff:
 
   @property
   def breaking(self) -> bool:
+    """Whether consumers of OLD break: an interface change, or a drift
+    beyond the `max_drift` the user set."""
     return any(c.severity == BREAKING for c in self.changes)
+
+  @property
+  def values_changed(self) -> bool:
+    """Whether the outputs drift beyond round-off (retrained weights)."""
+    return any(c.area == "values" for c in self.changes)
 
   def summary(self) -> str:
     """One line: the verdict and the count of each kind of change."""
-    broken = sum(c.severity == BREAKING for c in self.changes)
-    verdict = "breaking" if broken else "compatible"
-    line = f"{verdict}: {broken} breaking, {len(self.changes) - broken} compatible change(s)"
+    counts = {kind: sum(c.severity == kind for c in self.changes) for kind in _ORDER}
+    verdict = next((kind for kind in _ORDER[:2] if counts[kind]), COMPATIBLE)
+    line = (
+      f"{verdict}: {counts[BREAKING]} breaking, {counts[VALUES_CHANGED]} values changed, "
+      f"{counts[COMPATIBLE]} compatible change(s)"
+    )
     if self.drift is not None:
       line += (
         f"; outputs drift by {self.drift['max_abs']:.3g} (relative {self.drift['max_rel']:.3g})"
@@ -94,6 +112,7 @@ class ModuleDiff:
       "old": self.old,
       "new": self.new,
       "breaking": self.breaking,
+      "values_changed": self.values_changed,
       "summary": self.summary(),
       "changes": [dataclasses.asdict(c) for c in self.changes],
       "drift": self.drift,
@@ -101,7 +120,7 @@ class ModuleDiff:
 
   def format(self) -> str:
     lines = [f"{self.old} -> {self.new}", self.summary()]
-    lines += [f"  {c.severity:<10} {c.area:<22} {c.detail}" for c in self.changes]
+    lines += [f"  {c.severity:<14} {c.area:<22} {c.detail}" for c in self.changes]
     return "\n".join(lines)
 
 
@@ -376,6 +395,7 @@ def diff_modules(
   tolerance: float = DEFAULT_TOLERANCE,
   safe_mode: bool = True,
   allow_ops: Sequence[str] = (),
+  max_drift: Optional[float] = None,
 ) -> ModuleDiff:
   """Lists what changed between two versions of a module, breaking first.
 
@@ -385,19 +405,24 @@ def diff_modules(
     inputs: an `.npz` of inputs for the numeric comparison (as
       `hubkit check --inputs`); default: sample inputs made from OLD's input
       signature (words from its vocabulary for text).
-    tolerance: the relative output drift still counted as the same outputs.
+    tolerance: the relative output drift still counted as the same outputs
+      (round-off); beyond it the values changed (retrained weights).
     safe_mode: scan both modules' ops before loading them.
     allow_ops: op types you reviewed and allow beyond the allow-list.
+    max_drift: the relative drift a consumer accepts; beyond it the values
+      change is breaking. None (default): changed values never break.
 
   Returns:
     A ModuleDiff; `.breaking` says whether NEW can replace OLD.
 
   Raises:
-    UsageError: a handle that does not resolve or a module that does not load.
+    UsageError: a handle that does not resolve, a module that does not load,
+      or a negative `tolerance` or `max_drift`.
     hubkit.safety.ops.UnsafeModuleError: `safe_mode` refuses a module.
   """
-  if not tolerance >= 0:
-    raise UsageError(f"`tolerance`={tolerance} must be >= 0.")
+  for name, value in (("tolerance", tolerance), ("max_drift", max_drift)):
+    if value is not None and not value >= 0:
+      raise UsageError(f"`{name}`={value} must be a number >= 0.")
   import tensorflow as tf
 
   snapshots = []
@@ -428,13 +453,16 @@ def diff_modules(
     )
     drift = _drift(a, b, inputs)
   if drift is not None and drift["max_rel"] > tolerance:
-    changes.append(
-      Change(
-        BREAKING,
-        "values",
-        f"outputs on {drift['inputs']} differ by {drift['max_abs']:.3g} "
-        f"(relative {drift['max_rel']:.3g} > tolerance {tolerance:g})",
-      )
+    figures = (
+      f"outputs on {drift['inputs']} differ by {drift['max_abs']:.3g} "
+      f"(relative {drift['max_rel']:.3g}"
     )
-  changes.sort(key=lambda c: c.severity != BREAKING)
+    if max_drift is not None and drift["max_rel"] > max_drift:
+      changes.append(Change(BREAKING, "values", f"{figures} > max_drift {max_drift:g})"))
+    else:
+      limit = f" <= max_drift {max_drift:g}" if max_drift is not None else ""
+      changes.append(
+        Change(VALUES_CHANGED, "values", f"{figures} > tolerance {tolerance:g}{limit})")
+      )
+  changes.sort(key=lambda c: _ORDER.index(c.severity))
   return ModuleDiff(os.fspath(old), os.fspath(new), changes, drift)

@@ -105,6 +105,7 @@ def publish_module(
   extra=None,
   allow_breaking: bool = False,
   allow_ops: Sequence[str] = (),
+  max_drift: Optional[float] = None,
   formats: Sequence[str] = (),
   quantization: str = "none",
   kaggle_dir: Optional[str] = None,
@@ -116,6 +117,8 @@ def publish_module(
   module is compared with the latest one (`hubkit.diff_modules`): a
   breaking change is refused unless `allow_breaking`, and the comparison is
   written beside the archive (`diff.json`) and summed up in the card.
+  Retrained weights (same interface, other values) are reported, not
+  refused, unless their drift exceeds `max_drift`.
 
   Args:
     module_dir: the SavedModel directory (must pass layout.saved_model).
@@ -127,6 +130,8 @@ def publish_module(
       hubkit.card.render_card); task and fine_tunable default from hubkit.json.
     allow_breaking: publish even if consumers of the previous version break.
     allow_ops: op types you reviewed, for the scan before the comparison.
+    max_drift: the relative output drift from the previous version that
+      consumers accept; beyond it the change is breaking. None: any.
     formats: other formats to publish beside the SavedModel: "litert" adds
       a verified LiteRT variant (`hubkit.litert.convert_module`) and its Lite
       card; a module that cannot convert is not published at all.
@@ -183,7 +188,9 @@ def publish_module(
         "are immutable; publish a new version (e.g. "
         f"{publisher}/{name}/{int(version) + 1})."
       )
-    changes = _compare_with_previous(root, handle, module_dir, extras, allow_breaking, allow_ops)
+    changes = _compare_with_previous(
+      root, handle, module_dir, extras, allow_breaking, allow_ops, max_drift
+    )
     if "litert" in formats:
       _add_lite_variant(module_dir, extras, handle, description, quantization, allow_ops)
     record = metadata.read_metadata(module_dir)
@@ -417,6 +424,7 @@ def _compare_with_previous(
   extras: str,
   allow_breaking: bool,
   allow_ops: Sequence[str],
+  max_drift: Optional[float],
 ) -> List[str]:
   """Diffs the module against the previous version; returns the card lines."""
   previous = _previous_version(root, handle)
@@ -425,7 +433,10 @@ def _compare_with_previous(
   from hubkit import diff
 
   result = diff.diff_modules(
-    published_archive(os.path.join(root, previous)), module_dir, allow_ops=allow_ops
+    published_archive(os.path.join(root, previous)),
+    module_dir,
+    allow_ops=allow_ops,
+    max_drift=max_drift,
   )
 
   if result.breaking and not allow_breaking:
@@ -434,7 +445,9 @@ def _compare_with_previous(
     )
     raise UsageError(
       f"{handle} would break consumers of {previous} ({breaking}); fix the module, "
-      f"publish it under a new name, or pass `allow_breaking` (see 'hubkit diff')."
+      f"publish it under a new name, or pass `allow_breaking`"
+      + (" or a larger `max_drift`" if max_drift is not None else "")
+      + " (see 'hubkit diff')."
     )
   record = dict(result.as_dict(), old=previous, new=handle)
   with atomic_file(os.path.join(extras, DIFF_NAME), "w") as f:

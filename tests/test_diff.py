@@ -101,7 +101,7 @@ def test_a_compatible_revision_diffs_as_compatible(versions, capsys):
   assert "'scale'" in result.changes[0].detail and "optional" in result.changes[0].detail
   assert result.drift["max_abs"] == 0.0 and result.drift["inputs"] == "sample inputs"
   assert cli.main(["hubkit", "diff", versions["base"], versions["optional_argument"]]) == 0
-  assert "compatible: 0 breaking, 1 compatible" in capsys.readouterr().out
+  assert "compatible: 0 breaking, 0 values changed, 1 compatible" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -111,13 +111,52 @@ def test_a_compatible_revision_diffs_as_compatible(versions, capsys):
     ("float16_output", "outputs", "dtype float32 -> float16"),
     ("wider_output", "outputs", "shape [None, 3] -> [None, 5]"),
     ("no_training_argument", "arguments", "`training` argument is gone"),
-    ("retrained", "values", "outputs on sample inputs differ"),
   ],
 )
 def test_breaking_revisions_are_named(versions, revision, area, detail):
   result = hubkit.diff_modules(versions["base"], versions[revision])
   assert result.breaking
   assert any(a == area and detail in d for a, d in _breaking(result)), result.format()
+
+
+def test_retrained_weights_are_changed_values_not_breaking_unless_a_limit_is_set(versions, capsys):
+  result = hubkit.diff_modules(versions["base"], versions["retrained"])
+  assert not result.breaking and result.values_changed, result.format()
+  assert [(c.severity, c.area) for c in result.changes] == [("values changed", "values")]
+  relative = result.drift["max_rel"]
+  assert relative > 0.1 and f"relative {relative:.3g}" in result.changes[0].detail
+  assert result.summary().startswith("values changed: 0 breaking, 1 values changed")
+  argv = ["hubkit", "diff", versions["base"], versions["retrained"], "--json"]
+  assert cli.main(argv) == 0
+  record = json.loads(capsys.readouterr().out)
+  assert record["breaking"] is False and record["values_changed"] is True
+  assert cli.main(argv + [f"--max_drift={relative * 2}"]) == 0
+  assert json.loads(capsys.readouterr().out)["changes"][0]["severity"] == "values changed"
+  assert cli.main(argv + [f"--max_drift={relative / 2}"]) == 1
+  record = json.loads(capsys.readouterr().out)
+  assert record["breaking"] is True and record["changes"][0]["severity"] == "breaking"
+  assert f"> max_drift {relative / 2:g}" in record["changes"][0]["detail"]
+  err = helpers.cli_error(
+    capsys, ["diff", versions["base"], versions["retrained"], "--max_drift=-1"]
+  )
+  assert "max_drift" in err
+
+
+def test_publish_accepts_a_retrained_version_and_refuses_it_beyond_max_drift(versions, tmp_path):
+  root = str(tmp_path / "registry")
+  hubkit.publish_module(versions["base"], root, "me/dense/1")
+  with pytest.raises(hubkit.UsageError, match="would break consumers of me/dense/1.*max_drift"):
+    hubkit.publish_module(versions["retrained"], root, "me/dense/2", max_drift=0.01)
+  assert not os.path.exists(os.path.join(root, "me/dense/2"))
+  assert (
+    cli.main(["hubkit", "publish", versions["retrained"], f"--root={root}", "--handle=me/dense/2"])
+    == 0
+  )
+  with open(os.path.join(root, "me/dense/2.d", "diff.json")) as f:
+    record = json.load(f)
+  assert record["breaking"] is False and record["values_changed"] is True
+  with open(os.path.join(root, "me/dense/2.d", "README.md")) as f:
+    assert "values changed: values: outputs on sample inputs differ" in f.read()
 
 
 def test_the_reverse_of_a_compatible_revision_breaks(versions):
@@ -150,7 +189,7 @@ def test_drift_on_given_inputs_and_tolerance(versions, tmp_path):
   tolerant = hubkit.diff_modules(
     versions["base"], versions["retrained"], inputs=inputs, tolerance=1e9
   )
-  assert not tolerant.breaking
+  assert not tolerant.breaking and not tolerant.values_changed and not tolerant.changes
 
 
 def test_bad_input_is_one_line_and_hostile_modules_never_run(versions, tmp_path, capsys):

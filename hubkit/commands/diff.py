@@ -3,11 +3,13 @@
 Lists every difference in inputs, outputs, arguments (`training` included),
 signatures, variables, regularization losses, assets and required ops, each
 marked breaking or compatible, and the drift of the outputs on the same
-inputs. Exits 0 when NEW is a compatible replacement, 1 when it breaks
-consumers of OLD.
+inputs ("values changed": retrained weights, reported with its figures).
+Exits 0 when NEW can replace OLD (changed values included), 1 when it breaks
+consumers of OLD: an interface change, or a drift beyond --max_drift.
 
 Example:
   hubkit diff /tmp/mlp_v1 /tmp/mlp_v2
+  hubkit diff /tmp/mlp_v1 /tmp/mlp_v2 --max_drift=0.05
   hubkit diff http://127.0.0.1:8765/hubkit/mlp/1 /tmp/mlp_v2 --json
 """
 
@@ -36,6 +38,14 @@ flags.DEFINE_float(
   lower_bound=0.0,
   flag_values=FLAGS,
 )
+flags.DEFINE_float(
+  "max_drift",
+  None,
+  "Relative output drift your consumers accept; beyond it changed values are "
+  "breaking (exit 1). Default: changed values are reported, never breaking.",
+  lower_bound=0.0,
+  flag_values=FLAGS,
+)
 _common.define_safety_flags(FLAGS)
 
 
@@ -54,6 +64,7 @@ def main(args: List[str]) -> int:
     tolerance=FLAGS.tolerance,
     safe_mode=not FLAGS.unsafe,
     allow_ops=FLAGS.allow_ops,
+    max_drift=FLAGS.max_drift,
   )
   print(json.dumps(result.as_dict(), indent=1) if FLAGS.json else result.format())
   return 1 if result.breaking else 0

@@ -2,7 +2,8 @@
 publisher/name/version (with its card and Kaggle metadata). Handles are
 immutable: publishing a version again with other content is refused, and a
 version that would break consumers of the previous one (see 'hubkit diff') is
-refused unless --allow_breaking.
+refused unless --allow_breaking. Retrained weights (same interface, other
+outputs) are reported in the card, and refused only beyond --max_drift.
 
 Example:
   hubkit publish /tmp/features --root=/srv/modules --handle=me/features/1
@@ -22,6 +23,14 @@ flags.DEFINE_bool(
   "allow_breaking",
   False,
   "Publish even if 'hubkit diff' finds changes that break consumers of the previous version.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_float(
+  "max_drift",
+  None,
+  "Relative output drift from the previous version your consumers accept; beyond it "
+  "the new version is breaking. Default: retrained weights are reported, not refused.",
+  lower_bound=0.0,
   flag_values=FLAGS,
 )
 flags.DEFINE_list(
@@ -71,6 +80,7 @@ def main(args: List[str]) -> int:
     extra=_card_flags.extra(FLAGS),
     allow_breaking=FLAGS.allow_breaking,
     allow_ops=FLAGS.allow_ops,
+    max_drift=FLAGS.max_drift,
     formats=FLAGS.formats,
     quantization=FLAGS.quantization,
     kaggle_dir=FLAGS.kaggle_dir,
