@@ -107,8 +107,13 @@ def _load(path: str, weights: Optional[str]) -> Any:
       )
     if not os.path.exists(weights):
       raise UsageError(f"weights file {weights} does not exist; check the path.")
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
+    try:
+      with open(path, encoding="utf-8") as f:
+        text = f.read()
+    except UnicodeDecodeError as e:
+      raise UsageError(
+        f"{path} is not UTF-8 text (byte {e.start}); pass the JSON of model.to_json()."
+      ) from e
     keras = _keras3() if _json_is_keras3(text) else _tf_keras()
     model = keras.models.model_from_json(text)
     model.load_weights(weights)

@@ -140,6 +140,24 @@ def _as_flags(message: str, command) -> str:
   return re.sub(r"`(\w+)`", flag, message)
 
 
+def _with_path_flags(message: str, command) -> str:
+  """Says which flag gave a path that a library error names.
+
+  The library names the path it could not use ("cannot write /proc/x ...");
+  on the command line the user also needs the flag that carried it.
+  """
+  for name in command.FLAGS:
+    flag = command.FLAGS[name]
+    if not flag.present or not isinstance(flag.value, str) or f"--{name}" in message:
+      continue
+    for form in dict.fromkeys((os.path.abspath(flag.value), flag.value)):
+      found = re.search(re.escape(form) + r"(?![\w./-])", message) if os.sep in form else None
+      if found:
+        message = f"{message[: found.end()]} (--{name}){message[found.end() :]}"
+        break
+  return message
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   """Runs one hubkit command and returns its exit code.
 
@@ -192,7 +210,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   try:
     return command.main(args)
   except UsageError as e:
-    return _error(prefix, _as_flags(str(e), command), EXIT_USAGE)
+    return _error(prefix, _with_path_flags(_as_flags(str(e), command), command), EXIT_USAGE)
   except HubkitError as e:
     return _error(prefix, _as_flags(str(e), command), EXIT_FAILURE)
   except KeyboardInterrupt:
@@ -202,9 +220,20 @@ def main(argv: Optional[List[str]] = None) -> int:
       raise
     # A path the user gave cannot be read or written (permissions, a file
     # where a folder is needed, a full disk): bad input, named.
-    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    reason = e.strerror or str(e)
+    text = f"cannot use {e.filename}: {reason}" if getattr(e, "filename", None) else reason
     return _error(
-      prefix, f"{e.strerror or e}{where}; check the path and its permissions.", EXIT_USAGE
+      prefix, _with_path_flags(f"{text}; check the path and its permissions.", command), EXIT_USAGE
+    )
+  except UnicodeDecodeError as e:
+    if show_traceback:
+      raise
+    # A file the user gave is binary where text was expected: bad input.
+    return _error(
+      prefix,
+      f"a file given is not UTF-8 text (byte {e.start}: {e.reason}); check the paths "
+      "passed as text files.",
+      EXIT_USAGE,
     )
   except Exception as e:
     if show_traceback:

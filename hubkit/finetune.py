@@ -139,7 +139,8 @@ def load_data(path: str, label_column: str = "label") -> Tuple[np.ndarray, np.nd
   """Reads x and y from an `.npz` (arrays `x`, `y`) or a CSV file (with a label column).
 
   Raises:
-    UsageError: missing file, unknown format, or missing arrays/columns.
+    UsageError: missing file, unknown format, a CSV that is not UTF-8 text,
+      or missing arrays/columns.
   """
   if not os.path.isfile(path):
     raise UsageError(f"`data` file {path} does not exist.")
@@ -157,8 +158,16 @@ def load_data(path: str, label_column: str = "label") -> Tuple[np.ndarray, np.nd
     except (OSError, ValueError, EOFError) as e:
       raise UsageError(f"cannot read {path} as .npz ({e or 'it is empty'}).") from e
   if path.endswith(".csv"):
-    with open(path, newline="", encoding="utf-8") as f:
-      rows = list(csv.DictReader(f))
+    try:
+      with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    except UnicodeDecodeError as e:
+      raise UsageError(
+        f"{path} is not UTF-8 text (byte {e.start}); pass a CSV file with a header "
+        "row, or an .npz with arrays x and y."
+      ) from e
+    except csv.Error as e:
+      raise UsageError(f"cannot read {path} as CSV ({e}).") from e
     if not rows or label_column not in rows[0]:
       columns = ", ".join(rows[0]) if rows else "none"
       raise UsageError(
@@ -408,6 +417,11 @@ def finetune(
         "`tensorboard_dir` needs TensorBoard, which TensorFlow 2.21 no longer "
         "installs: pip install 'hubkit[tensorboard]'."
       )
+    if os.path.exists(tensorboard_dir) and not os.path.isdir(tensorboard_dir):
+      raise UsageError(
+        f"`tensorboard_dir` {tensorboard_dir} is a file; give a folder for the logs."
+      )
+    check_parent_writable(os.path.join(tensorboard_dir, "events"))
   is_chief = _is_chief()
   for target in (export_dir, classifier_dir):
     if target and is_chief and os.path.exists(target) and not overwrite:

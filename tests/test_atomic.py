@@ -66,3 +66,28 @@ def test_output_checks_name_the_problem(tmp_path):
   with pytest.raises(UsageError, match="is not a directory"):
     with atomic.atomic_file(str(tmp_path / "file" / "x")):
       pass
+
+
+@pytest.mark.parametrize("write", ["directory", "file"])
+def test_a_folder_that_refuses_new_entries_is_named_as_the_users_path(write):
+  # /proc refuses new entries whatever the permission bits (and root passes
+  # every os.access check), so only trying tells.
+  target = "/proc/hubkit_target"
+  with pytest.raises(UsageError) as caught:
+    if write == "directory":
+      with atomic.atomic_directory(target):
+        pass
+    else:
+      with atomic.atomic_file(target):
+        pass
+  assert str(caught.value).startswith(f"cannot write {target}: ") and ".tmp" not in str(
+    caught.value
+  )
+  with pytest.raises(UsageError, match=f"cannot write {target}/report.json: "):
+    atomic.check_output_file(f"{target}/report.json")
+
+
+def test_atomic_file_refuses_a_directory_even_with_overwrite(tmp_path):
+  with pytest.raises(UsageError, match="is a directory; give a file path"):
+    with atomic.atomic_file(str(tmp_path), overwrite=True):
+      pass

@@ -31,6 +31,9 @@ def world(tmp_path_factory):
   np.savez(base / "wrong_keys.npz", a=np.ones(3))
   np.savez(base / "nan.npz", x=np.full((8, 3), np.nan, np.float32), y=np.zeros(8))
   (base / "occupied").mkdir()
+  (base / "folder.tar.gz").mkdir()
+  (base / "binary.json").write_bytes(b"\xff\xfe\x00binary")
+  (base / "binary.csv").write_bytes(b"label,x\n\xff\xfe\x00,1\n")
   (base / "occupied" / "precious.txt").write_text("keep me")
   root = base / "root"
   hosting.publish_module(module, str(root), "me/mul/1")
@@ -61,6 +64,9 @@ def _cases(w):
     (["check", "http://127.0.0.1:9/me/x/1"], 2, "cannot reach"),
     (["check", m, "--tolerance=-1"], 2, "tolerance"),
     (["check", m, "--no_such_flag"], 2, "no_such_flag"),
+    # /proc refuses new files even to root: hubkit's temporary sibling must not
+    # stand in for the path and flag the user gave.
+    (["check", m, "--json=/proc/hubkit_r.json"], 2, "cannot write /proc/hubkit_r.json (--json)"),
     # export-module
     (["export-module", "--module=nope", f"--export_dir={b}/out"], 2, "nope"),
     (["export-module", "--module=mul", f"--export_dir={b}/occupied"], 2, "already exists"),
@@ -90,6 +96,16 @@ def _cases(w):
       2,
       "name_map",
     ),
+    (
+      ["export-module", "--module=mul", "--export_dir=/proc/hubkit_x"],
+      2,
+      "cannot write /proc/hubkit_x (--export_dir)",
+    ),
+    (
+      ["export-module", "--module=mul", f"--export_dir={b}/out", f"--name_map={b}/binary.json"],
+      2,
+      "binary.json is not UTF-8 text",
+    ),
     # export-keras
     (["export-keras", f"--model={b}/missing.keras", f"--export_dir={b}/out"], 2, "does not exist"),
     (["export-keras", f"--model={b}/notes.txt", f"--export_dir={b}/out"], 2, "notes.txt"),
@@ -97,6 +113,12 @@ def _cases(w):
     (["pack", m, f"--output={b}/out.zip"], 2, ".tar.gz"),
     (["pack", m, f"--output={b}/m.tar.gz", "--task=text-embedding"], 2, "--handle"),
     (["pack", f"{b}/missing", f"--output={b}/m.tar.gz"], 2, "missing"),
+    (["pack", m, f"--output={b}/folder.tar.gz"], 2, "folder.tar.gz (--output) already exists"),
+    (
+      ["pack", m, f"--output={b}/folder.tar.gz", "--overwrite"],
+      2,
+      "folder.tar.gz (--output) is a directory",
+    ),
     # validate-card
     (["validate-card", f"{b}/missing.md"], 2, "missing.md"),
     # publish
@@ -107,6 +129,7 @@ def _cases(w):
     (["serve", f"--root={w['root']}", "--host=256.1.1.1"], 2, "256.1.1.1"),
     # cache
     (["cache"], 2, "needs an action"),
+    (["cache", "NOSUCH"], 2, "unknown action 'NOSUCH'"),
     (["cache", "rm", "not-cached"], 2, "not in the cache"),
     (["cache", "ls", f"--cache_dir={b}/notes.txt"], 2, "notes.txt"),
     # finetune
@@ -165,7 +188,43 @@ def _cases(w):
       2,
       "--head",
     ),
+    (
+      [
+        "finetune",
+        f"--module={m}",
+        f"--data={b}/binary.csv",
+        "--head=classification:2",
+        f"--export_dir={b}/out",
+      ],
+      2,
+      "binary.csv (--data) is not UTF-8 text",
+    ),
+    (
+      [
+        "finetune",
+        f"--module={m}",
+        f"--data={b}/nan.npz",
+        "--head=classification:2",
+        f"--export_dir={b}/out",
+        "--classifier_dir=/proc/hubkit_c",
+      ],
+      2,
+      "cannot write /proc/hubkit_c (--classifier_dir)",
+    ),
+    (
+      [
+        "finetune",
+        f"--module={m}",
+        f"--data={b}/nan.npz",
+        "--head=classification:2",
+        f"--export_dir={b}/out",
+        f"--tensorboard_dir={b}/notes.txt",
+      ],
+      2,
+      "tensorboard_dir",
+    ),
     # demo
+    (["demo", "--workdir=/proc/hubkit_demo"], 2, "/proc/hubkit_demo (--workdir)"),
     (["demo", f"--workdir={b}/occupied"], 2, "did not write"),
     # unknown command
     (["frobnicate"], 2, "unknown command"),
@@ -188,6 +247,8 @@ def test_every_case_fails_cleanly(world, capsys):
       problems.append(f"stderr is not one error line: {err_lines[-3:]}")
     elif needle.lower() not in err_lines[0].lower():
       problems.append(f"message does not name {needle!r}: {err_lines[0]}")
+    elif ".tmp" in err_lines[0]:
+      problems.append(f"message names a temporary file: {err_lines[0]}")
     if _snapshot(world["base"]) != before:
       problems.append("the folder changed")
     if problems:
@@ -279,3 +340,9 @@ def test_finetune_output_paths_are_checked_before_training(world, tmp_path):
   )
   assert code == 2
   assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_report_is_refused_before_the_check_runs(world, capsys):
+  assert cli.main(["hubkit", "check", world["module"], "--json=/proc/hubkit_r.json"]) == 2
+  captured = capsys.readouterr()
+  assert captured.out == "" and "(--json)" in captured.err

@@ -52,8 +52,12 @@ def _row(entry) -> str:
 
 
 def main(args: List[str]) -> int:
-  if not args or args[0] not in _ACTIONS:
+  if not args:
     raise UsageError(f"'hubkit cache' needs an action: {', '.join(_ACTIONS)}.")
+  if args[0] not in _ACTIONS:
+    raise UsageError(
+      f"unknown action {args[0]!r} for 'hubkit cache'; valid actions: {', '.join(_ACTIONS)}."
+    )
   action, rest = args[0], args[1:]
   if action == "kaggle":
     if len(rest) != 2:

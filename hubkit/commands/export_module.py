@@ -54,9 +54,15 @@ def _json_object(text: str, what: str) -> Dict[str, Any]:
 def _name_map(path: str) -> Dict[str, str]:
   try:
     with open(path, encoding="utf-8") as f:
-      return _json_object(f.read(), f"--name_map file {path}")
+      text = f.read()
   except OSError as e:
     raise UsageError(f"cannot read --name_map file {path}: {e.strerror}.") from e
+  except UnicodeDecodeError as e:
+    raise UsageError(
+      f"--name_map file {path} is not UTF-8 text (byte {e.start}); pass a JSON object "
+      'such as {"old/name": "new/name"}.'
+    ) from e
+  return _json_object(text, f"--name_map file {path}")
 
 
 def main(args: List[str]) -> int:
