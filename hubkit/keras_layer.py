@@ -153,7 +153,10 @@ class KerasLayer(keras.layers.Layer):
     self._signature = signature
     self._output_key = output_key
     self._signature_outputs_as_dict = signature_outputs_as_dict
-    self._output_shape = None if output_shape is None else _to_shapes(output_shape)
+    # Like hub.KerasLayer, the attribute exists only when a shape was given
+    # (hub's tests assert exactly that, also after a config round trip).
+    if output_shape is not None:
+      self._output_shape = _to_shapes(output_shape)
     if isinstance(handle, (str, os.PathLike)):
       options = {"options": load_options} if load_options is not None else {}
       self._module = resolver.load(os.fspath(handle), safe_mode=safe_mode, tags=tags, **options)
@@ -287,7 +290,7 @@ class KerasLayer(keras.layers.Layer):
           f"{self._output_key} (available: {', '.join(outputs)})."
         )
       outputs = outputs[self._output_key]
-    if self._output_shape is not None:
+    if self._declared_output_shape() is not None:
       batch = tf.nest.flatten(inputs)[0].shape[:1]
       tf.nest.map_structure(
         lambda t, s: t.set_shape(batch.concatenate(s)), outputs, self._output_shape
@@ -307,7 +310,7 @@ class KerasLayer(keras.layers.Layer):
 
   def compute_output_shape(self, input_shape):
     """The output shape: from `output_shape` when given, else by tracing the module."""
-    if self._output_shape is None:
+    if self._declared_output_shape() is None:
       symbolic = _map_shapes(lambda s: keras.KerasTensor(s, dtype=self.compute_dtype), input_shape)
       return tf.nest.map_structure(lambda t: tuple(t.shape), self.compute_output_spec(symbolic))
     shapes = []
@@ -315,8 +318,12 @@ class KerasLayer(keras.layers.Layer):
     batch = shapes[0][0] if shapes and shapes[0] else None
     return tf.nest.map_structure(lambda s: (batch,) + tuple(s.as_list()), self._output_shape)
 
+  def _declared_output_shape(self) -> Any:
+    """The `output_shape` given to the constructor, or None."""
+    return getattr(self, "_output_shape", None)
+
   def compute_output_spec(self, inputs, training=None):
-    if self._output_shape is None:
+    if self._declared_output_shape() is None:
       # Keras would use compute_output_shape (defined above) instead of
       # tracing; trace the module itself, as an undeclared shape requires.
       return keras.Operation.compute_output_spec(self, inputs, training=training)
@@ -370,7 +377,7 @@ class KerasLayer(keras.layers.Layer):
       )
     config = super().get_config()
     config["handle"] = os.fspath(self._handle)
-    if self._output_shape is not None:
+    if self._declared_output_shape() is not None:
       config["output_shape"] = tf.nest.map_structure(
         lambda s: list(s.as_list()), self._output_shape
       )

@@ -210,6 +210,100 @@ def test_nested_and_dict_output_shapes(tmp_path):
   np.testing.assert_allclose(layer(x)["sum"], [[3.0], [3.0]])
 
 
+def _dict_in_dict_out(export_dir):
+  """sigma = [x + y, x + 2y] and, with return_dict, also delta = x - y."""
+
+  @tf.function
+  def call(features, return_dict=False):
+    x, y = features["x"], features["y"]
+    sigma = tf.concat([x + y, x + 2 * y], axis=-1)
+    return {"sigma": sigma, "delta": x - y} if return_dict else sigma
+
+  spec = {name: tf.TensorSpec([None, 1], tf.float32) for name in ("x", "y")}
+  for return_dict in (False, True):
+    call.get_concrete_function(spec, return_dict=return_dict)
+  obj = tf.train.Checkpoint()
+  obj.__call__ = call
+  tf.saved_model.save(obj, export_dir)
+  return export_dir
+
+
+def _list_of_unknowable_shapes(export_dir):
+  """[x, 2x, 3x] broadcast to [B, 1], [B, 2, 2], [B, 3, 3, 3] through a
+  computed shape, so that no static shape survives the trace."""
+
+  @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32)])
+  def call(x):
+    batch = tf.shape(x)[0]
+    noise = 0.1 * tf.sin(tf.random.uniform((), -3.0, 3.0)) + 0.3  # rounded away
+    outputs = []
+    for i in (1, 2, 3):
+      shape = tf.cast(tf.cast(tf.concat([[batch], [i] * i], 0), tf.float32) + noise, tf.int32)
+      outputs.append(tf.broadcast_to(tf.reshape(i * x, [batch] + [1] * i), shape))
+    return outputs
+
+  obj = tf.train.Checkpoint()
+  obj.__call__ = call
+  tf.saved_model.save(obj, export_dir)
+  return export_dir
+
+
+def _round_trip(layer):
+  return hubkit.KerasLayer.from_config(json.loads(json.dumps(layer.get_config())), safe_mode=False)
+
+
+@pytest.mark.parametrize("give_shapes", [False, True], ids=["no_output_shape", "output_shape"])
+def test_dict_inputs_and_outputs(tmp_path, give_shapes):
+  options = {"arguments": {"return_dict": True}}
+  if give_shapes:
+    options["output_shape"] = {"sigma": (2,), "delta": (1,)}
+  layer = hubkit.KerasLayer(_dict_in_dict_out(str(tmp_path / "m")), **options)
+  inputs = {name: keras.Input((1,), name=name) for name in ("x", "y")}
+  outputs = layer(inputs)
+  assert tuple(outputs["sigma"].shape) == (None, 2) and tuple(outputs["delta"].shape) == (None, 1)
+  joined = keras.layers.concatenate([outputs["delta"], outputs["sigma"]])
+  model = keras.Model(inputs, [outputs["delta"], outputs["sigma"], joined])
+  x = np.array([[11.0], [22.0], [33.0]], np.float32)
+  y = np.array([[1.0], [2.0], [3.0]], np.float32)
+  for delta, sigma, concat in (model({"x": x, "y": y}), model.predict({"x": x, "y": y}, verbose=0)):
+    np.testing.assert_allclose(delta, [[10.0], [20.0], [30.0]])
+    np.testing.assert_allclose(sigma, [[12.0, 13.0], [24.0, 26.0], [36.0, 39.0]])
+    np.testing.assert_allclose(concat, np.concatenate([delta, sigma], axis=-1))
+  clone = _round_trip(layer)
+  if give_shapes:
+    assert clone._output_shape == layer._output_shape
+  else:
+    assert not hasattr(layer, "_output_shape") and not hasattr(clone, "_output_shape")
+    assert "output_shape" not in layer.get_config()
+
+
+@pytest.mark.parametrize("give_shapes", [False, True], ids=["no_output_shape", "output_shape"])
+def test_list_outputs_of_unknowable_shapes(tmp_path, give_shapes):
+  options = {"output_shape": [[1], [2, 2], [3, 3, 3]]} if give_shapes else {}
+  layer = hubkit.KerasLayer(_list_of_unknowable_shapes(str(tmp_path / "m")), **options)
+  inputs = keras.Input((1,))
+  symbolic = layer(inputs)
+  expected = [(None, 1), (None, 2, 2), (None, 3, 3, 3)]
+  if give_shapes:
+    assert [tuple(t.shape) for t in symbolic] == expected
+  else:  # only the rank is known, and no wrong shape may be promised
+    assert [len(t.shape) for t in symbolic] == [2, 3, 4]
+  model = keras.Model(inputs, symbolic)
+  x = np.array([[1.0], [10.0]], np.float32)
+  for outputs in (model(x), model.predict(x, verbose=0)):
+    assert len(outputs) == 3
+    for i, output in enumerate(outputs, start=1):
+      assert tuple(output.shape) == (2,) + (i,) * i
+      np.testing.assert_allclose(
+        np.asarray(output), np.broadcast_to(i * x.reshape((2,) + (1,) * i), (2,) + (i,) * i)
+      )
+  clone = _round_trip(layer)
+  if give_shapes:
+    assert clone._output_shape == layer._output_shape
+  else:
+    assert not hasattr(layer, "_output_shape") and not hasattr(clone, "_output_shape")
+
+
 @BOTH
 def test_config_round_trip(tmp_path, from_keras):
   layer = hubkit.KerasLayer(_half_plus_one(str(tmp_path / "m"), from_keras))
