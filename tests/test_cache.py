@@ -276,4 +276,7 @@ def test_cache_commands(server, fresh_cache, capsys):
   assert cli.main(["hubkit", "cache", "rm", url]) == 2
   assert "is not in the cache" in capsys.readouterr().err
   assert cli.main(["hubkit", "cache", "explode"]) == 2
-  assert "needs an action: ls, verify, rm, prune" in capsys.readouterr().err
+  assert (
+    "unknown action 'explode' for 'hubkit cache'; valid actions: ls, verify"
+    in capsys.readouterr().err
+  )

@@ -94,7 +94,7 @@ def test_version_page_lists_digests_interface_check_and_changes(site):
   assert '<a href="../1.d/">me/mlp/1</a>' in page
   # Other weights: the outputs drift, shown as the diff recorded it.
   assert [c["area"] for c in diff["changes"]] == ["values"]
-  assert f"breaking values {diff['changes'][0]['detail']}" in text
+  assert f"values changed values {diff['changes'][0]['detail']}" in text
   # Version 2 was checked before it was published, and its page shows that
   # verdict; version 1 was not.
   assert site["report"].verdict() in text and site["mlp2"] not in page
