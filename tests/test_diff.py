@@ -228,3 +228,17 @@ def test_publish_refuses_a_breaking_version_and_records_a_compatible_one(
   with open(os.path.join(root, "me/dense/3.d", "diff.json")) as f:
     record = json.load(f)
   assert record["old"] == "me/dense/2" and record["breaking"] is True
+
+
+def test_a_hostile_new_version_never_runs_whatever_the_drift_limit(versions, tmp_path):
+  root = str(tmp_path / "registry")
+  hubkit.publish_module(versions["base"], root, "me/dense/1")
+  marker = str(tmp_path / "marker")
+  hostile = hostile_modules.call_writes(str(tmp_path / "hostile"), marker)
+  for limit in (None, 1e9):
+    with pytest.raises(ops.UnsafeModuleError, match="WriteFile"):
+      hubkit.diff_modules(versions["base"], hostile, max_drift=limit)
+    with pytest.raises(hubkit.HubkitError):
+      hubkit.publish_module(hostile, root, "me/dense/2", max_drift=limit)
+  assert not os.path.exists(marker)
+  assert not os.path.exists(os.path.join(root, "me/dense/2"))
