@@ -4,7 +4,7 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-from hubkit.atomic import atomic_file
+from hubkit.utils.atomic import atomic_file
 
 # (header, key, format spec) per column, e.g. ("ratio", "ratio", ">7.3f").
 Column = Tuple[str, str, str]

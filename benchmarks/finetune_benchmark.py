@@ -3,7 +3,7 @@
 Both train the same module (hubkit.KerasLayer in Keras 3) with the same new
 head, optimizer, batch size, validation data and epochs; a callback times the
 training loop only (not loading or exporting). hubkit's loop also writes a
-resumable checkpoint every epoch (hubkit.training_state); the time of
+resumable checkpoint every epoch (hubkit.training.epoch_backup); the time of
 each of those writes is measured inside hubkit's own runs.
 Runs alternate; medians are reported.
 
@@ -28,8 +28,8 @@ import tensorflow as tf
 
 import _report
 import hubkit
-from hubkit import finetune
-from hubkit import training_state
+from hubkit.training import finetune
+from hubkit.training import epoch_backup
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Alternating runs per side.", lower_bound=1)
@@ -59,14 +59,14 @@ class _CheckpointTimes:
 
   def __init__(self):
     self.ms = []
-    times, original = self.ms, training_state.EpochBackup.save
+    times, original = self.ms, epoch_backup.EpochBackup.save
 
     def timed(backup, model, epoch):
       start = time.perf_counter()
       original(backup, model, epoch)
       times.append(1000 * (time.perf_counter() - start))
 
-    training_state.EpochBackup.save = timed
+    epoch_backup.EpochBackup.save = timed
 
 
 def _hand_written(module, x, y, timer):

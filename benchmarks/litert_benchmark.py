@@ -27,8 +27,8 @@ import numpy as np
 
 import _report
 import hubkit
-from hubkit import litert
-from hubkit import locking
+from hubkit.formats import litert
+from hubkit.cache import locking
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 200, "Alternating timed calls per side.", lower_bound=5)

@@ -28,7 +28,7 @@ from absl import flags
 
 import _report
 import hubkit
-from hubkit import manifest
+from hubkit.cache import manifest
 from hubkit.safety import ops
 from hubkit.safety import verdicts
 

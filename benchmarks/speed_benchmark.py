@@ -44,7 +44,7 @@ import numpy as np
 import _report
 import _resolve_probe
 import hubkit
-from hubkit import gzip_codec
+from hubkit.cache import gzip_codec
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Alternating runs per side.", lower_bound=1)

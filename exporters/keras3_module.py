@@ -11,7 +11,7 @@ from typing import Any, List, Sequence
 from absl import logging
 import tensorflow as tf
 
-from hubkit.reusable import ReusableModule
+from hubkit.module.reusable import ReusableModule
 
 
 def _tf_variable(variable: Any) -> tf.Variable:

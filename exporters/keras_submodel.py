@@ -19,9 +19,9 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from hubkit import metadata
-from hubkit import sample_inputs
-from hubkit.atomic import atomic_directory
+from hubkit.module import metadata
+from hubkit.module import sample_inputs
+from hubkit.utils.atomic import atomic_directory
 from hubkit.errors import HubkitError, UsageError
 from hubkit.exporters import sources
 from hubkit.exporters.keras3_module import Keras3Module

@@ -21,6 +21,7 @@ from absl import flags
 from absl import logging
 
 from hubkit.errors import HubkitError, UsageError
+from hubkit.utils import quiet
 
 # name -> (module under hubkit.commands, one-line summary). Order is help order.
 COMMANDS = {
@@ -63,35 +64,6 @@ COMMANDS = {
 _WITHOUT_TENSORFLOW = frozenset({"pack", "validate-card", "publish", "serve", "cache", "verify"})
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
-def start_tensorflow(logical_cpus: int) -> None:
-  """Imports TensorFlow and initialises its devices with stderr muted.
-
-  TensorFlow's C++ core writes start-up notes (oneDNN, CUDA probing) straight
-  to file descriptor 2 before any logging is configured; no environment
-  variable silences all of them, and they would bury the one-line messages
-  this tool promises. Python exceptions still propagate.
-
-  Args:
-    logical_cpus: split the CPU into this many logical devices (commands
-      that exercise tf.distribute need two); 1 leaves it as is; 0 does not
-      initialise devices at all (MultiWorkerMirroredStrategy must configure
-      collective ops first).
-  """
-  from hubkit import quiet
-
-  with quiet.muted_stderr():
-    import tensorflow as tf
-
-    cpus = tf.config.list_physical_devices("CPU")
-    if logical_cpus > 1 and cpus:
-      tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration()] * logical_cpus
-      )
-    if logical_cpus:
-      tf.config.list_logical_devices()
-  tf.get_logger().setLevel("ERROR")
 
 
 def _hide_library_info(record) -> bool:
@@ -206,7 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   default = None if name in _WITHOUT_TENSORFLOW else 1
   logical_cpus = getattr(command, "logical_cpus", lambda: default)()
   if logical_cpus is not None:
-    start_tensorflow(logical_cpus)
+    quiet.start_tensorflow(logical_cpus)
   try:
     return command.main(args)
   except UsageError as e:

@@ -15,9 +15,9 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from hubkit import resolver
-from hubkit import interface
-from hubkit import reexport
+from hubkit.cache import resolver
+from hubkit.module import interface
+from hubkit.module import reexport
 from hubkit.errors import UsageError
 
 

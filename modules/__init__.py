@@ -6,6 +6,8 @@
 | `mlp_feature_vector`   | float32 [batch, input_dim]    | float32 [batch, features] |
 | `image_feature_vector` | float32 [batch, h, w, 3] in [0, 1] | float32 [batch, num_features] |
 | `text_embedding`       | string [batch]                | float32 [batch, dim] |
+
+May import: hubkit.module, hubkit.errors.
 """
 
 import inspect
@@ -16,7 +18,7 @@ from hubkit.modules.image_feature_vector import ImageFeatureVector
 from hubkit.modules.mlp_feature_vector import MlpFeatureVector
 from hubkit.modules.mul import Mul
 from hubkit.modules.text_embedding import TextEmbedding
-from hubkit.reusable import ReusableModule
+from hubkit.module.reusable import ReusableModule
 
 MODULES = {
   "mul": Mul,
@@ -113,7 +115,7 @@ def export_module(
   Raises:
     UsageError: unknown module, config key, or weights that do not fit.
   """
-  from hubkit import weights as weights_lib
+  from hubkit.module import weights as weights_lib
 
   if name_map and not weights:
     raise UsageError(

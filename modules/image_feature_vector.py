@@ -5,7 +5,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from hubkit.modules import _layers
-from hubkit.reusable import ReusableModule
+from hubkit.module.reusable import ReusableModule
 
 
 class ImageFeatureVector(ReusableModule):

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from hubkit.reusable import ReusableModule
+from hubkit.module.reusable import ReusableModule
 
 
 class Mul(ReusableModule):

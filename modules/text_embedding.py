@@ -7,7 +7,7 @@ from typing import Sequence, Union
 import tensorflow as tf
 
 from hubkit.errors import UsageError
-from hubkit.reusable import ReusableModule
+from hubkit.module.reusable import ReusableModule
 
 DEFAULT_VOCABULARY = os.path.join(os.path.dirname(__file__), "data", "vocab.txt")
 

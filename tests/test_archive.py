@@ -1,4 +1,4 @@
-"""Direct tests of hubkit.archive: safe, bounded, streaming extraction."""
+"""Direct tests of hubkit.cache.archive: safe, bounded, streaming extraction."""
 
 import gzip
 import hashlib
@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 import helpers
-from hubkit import archive
+from hubkit.cache import archive
 from hubkit.errors import ArchiveError, UsageError
 
 _MODULE = [("saved_model.pb", "file", b"pb"), ("variables/variables.index", "file", b"ix")]

@@ -1,10 +1,10 @@
-"""Direct tests of hubkit.atomic: nothing half-written, modes as if created."""
+"""Direct tests of hubkit.utils.atomic: nothing half-written, modes as if created."""
 
 import os
 
 import pytest
 
-from hubkit import atomic
+from hubkit.utils import atomic
 from hubkit.errors import UsageError
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from hubkit import cli
 from hubkit import modules
-from hubkit import hosting
+from hubkit.registry import publishing
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def world(tmp_path_factory):
   (base / "binary.csv").write_bytes(b"label,x\n\xff\xfe\x00,1\n")
   (base / "occupied" / "precious.txt").write_text("keep me")
   root = base / "root"
-  hosting.publish_module(module, str(root), "me/mul/1")
+  publishing.publish_module(module, str(root), "me/mul/1")
   return {"base": base, "module": module, "root": str(root)}
 
 

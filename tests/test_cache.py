@@ -13,13 +13,15 @@ import tensorflow_hub as hub
 
 import helpers
 import hubkit
-from hubkit import cache
+from hubkit.cache import manifest
+from hubkit.cache import store
 from hubkit import cli
 from hubkit import modules
-from hubkit import hosting
-from hubkit import layout
+from hubkit.registry import http_server
+from hubkit.registry import root_layout
+from hubkit.module import layout
 
-_RESOLVE = "import sys; from hubkit import resolver; print(resolver.resolve(sys.argv[1]))"
+_RESOLVE = "import sys; from hubkit.cache import resolver; print(resolver.resolve(sys.argv[1]))"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def server(tmp_path_factory):
   for name in ("hub-first", "hubkit-first", "race", "broken-cache", "checksum", "check", "cli"):
     hubkit.publish_module(small, root, f"me/{name}/1")
   hubkit.publish_module(big, root, "me/big/1")
-  with hosting.serving(root) as running:
+  with http_server.serving(root) as running:
     running.small = small
     yield running
 
@@ -50,7 +52,7 @@ def _bad_archive(root, handle, entries):
   os.makedirs(version_dir)
   with open(os.path.join(version_dir, "README.md"), "w") as f:
     f.write("# Module " + handle)
-  return helpers.write_tar(os.path.join(version_dir, hosting.ARCHIVE_NAME), entries)
+  return helpers.write_tar(os.path.join(version_dir, root_layout.ARCHIVE_NAME), entries)
 
 
 def test_tensorflow_hub_loads_from_hubkit_serve(server, fresh_cache):
@@ -71,14 +73,14 @@ def test_tensorflow_hubs_download_is_loaded_offline_and_then_verified(tmp_path, 
   module = modules.export_module("mul", str(tmp_path / "mul"), config={"dim": 2})
   root = str(tmp_path / "root")
   hubkit.publish_module(module, root, "me/offline/1")
-  with hosting.serving(root) as running:
+  with http_server.serving(root) as running:
     url = f"{running.url}/me/offline/1"
     expected = hub.load(url)(tf.constant([[2.0, 3.0]])).numpy()
   # The server is gone: only the copy tensorflow_hub left in the cache remains.
   obj = hubkit.load(url)
   np.testing.assert_allclose(obj(tf.constant([[2.0, 3.0]])).numpy(), expected)
   path = hubkit.ModuleCache().path_for(url)
-  recorded = cache.manifest.read(path)
+  recorded = manifest.read(path)
   assert recorded["handle"] == url and sorted(recorded["files"]) == sorted(layout.iter_files(path))
   assert cli.main(["hubkit", "cache", "verify"]) == 0
   # Adopted entries are verified like hubkit's own: a changed weight is caught.
@@ -93,7 +95,7 @@ def test_tensorflow_hubs_download_is_loaded_offline_and_then_verified(tmp_path, 
 def test_tensorflow_hub_reuses_what_hubkit_downloaded(server, fresh_cache):
   url = f"{server.url}/me/hubkit-first/1"
   path = hubkit.resolve(url)
-  assert path == os.path.join(fresh_cache, cache.ModuleCache().key(url))
+  assert path == os.path.join(fresh_cache, store.ModuleCache().key(url))
   with open(path + ".descriptor.txt") as f:
     assert f.readline().strip() == f"Module: {url}"
   assert hub.resolve(url) == path
@@ -133,7 +135,7 @@ def test_four_processes_download_once(server, fresh_cache):
 
 def test_killed_download_leaves_nothing_and_next_resolve_succeeds(server, fresh_cache):
   url = f"{server.url}/me/big/1"
-  module_dir = cache.ModuleCache().path_for(url)
+  module_dir = store.ModuleCache().path_for(url)
   os.makedirs(fresh_cache)
   server.bytes_per_second = 400_000
   proc = subprocess.Popen(
@@ -152,7 +154,7 @@ def test_killed_download_leaves_nothing_and_next_resolve_succeeds(server, fresh_
   assert not os.path.exists(module_dir)  # no partial module is visible
   assert os.path.exists(module_dir + ".lock")  # the dead process's lock is left behind
   path = hubkit.resolve(url)  # taken over at once: its owner is dead
-  assert path == module_dir and not cache.module_problems(path)
+  assert path == module_dir and not store.module_problems(path)
   assert not [n for n in os.listdir(fresh_cache) if n.endswith((".lock", ".tmp"))]
 
 
@@ -182,13 +184,13 @@ def test_unsafe_archives_are_refused(server, fresh_cache, name, entries, message
   url = f"{server.url}/bad/{name}/1"
   with pytest.raises(hubkit.UsageError, match=message):
     hubkit.resolve(url)
-  assert not os.path.exists(cache.ModuleCache().path_for(url))
+  assert not os.path.exists(store.ModuleCache().path_for(url))
   # A refused first fetch leaves not even the (empty) cache folder behind.
   assert not os.path.exists(fresh_cache)
 
 
 def test_corrupt_and_truncated_archives_are_refused(server, fresh_cache):
-  good = hosting.published_archive(os.path.join(server.root, "me", "race", "1"))
+  good = root_layout.published_archive(os.path.join(server.root, "me", "race", "1"))
   with open(good, "rb") as f:
     data = f.read()
   for name, payload in [
@@ -197,11 +199,11 @@ def test_corrupt_and_truncated_archives_are_refused(server, fresh_cache):
   ]:
     version_dir = os.path.join(server.root, "bad", name, "1")
     os.makedirs(version_dir)
-    with open(os.path.join(version_dir, hosting.ARCHIVE_NAME), "wb") as f:
+    with open(os.path.join(version_dir, root_layout.ARCHIVE_NAME), "wb") as f:
       f.write(payload)
     with pytest.raises(hubkit.UsageError, match="does not appear to be a valid module archive"):
       hubkit.resolve(f"{server.url}/bad/{name}/1")
-    assert not os.path.exists(cache.ModuleCache().path_for(f"{server.url}/bad/{name}/1"))
+    assert not os.path.exists(store.ModuleCache().path_for(f"{server.url}/bad/{name}/1"))
 
 
 def test_checksum_mismatch_is_refused(server, fresh_cache, monkeypatch):
@@ -209,20 +211,20 @@ def test_checksum_mismatch_is_refused(server, fresh_cache, monkeypatch):
   url = f"{server.url}/me/checksum/1"
   with pytest.raises(hubkit.HubkitError, match="does not match its checksum"):
     hubkit.resolve(url)
-  assert not os.path.exists(cache.ModuleCache().path_for(url))
+  assert not os.path.exists(store.ModuleCache().path_for(url))
 
 
 def test_offline_resolve_and_incomplete_cache_is_a_miss(server, fresh_cache, tmp_path):
   url = f"{server.url}/me/broken-cache/1"
   path = hubkit.resolve(url)
   os.remove(os.path.join(path, "variables", "variables.index"))  # e.g. purged by the OS
-  assert cache.module_problems(path) == ["variables/variables.index is missing"]
-  assert hubkit.resolve(url) == path and not cache.module_problems(path)
+  assert store.module_problems(path) == ["variables/variables.index is missing"]
+  assert hubkit.resolve(url) == path and not store.module_problems(path)
   assert server.downloads["me/broken-cache/1"] == 2
   # Offline: a handle in the cache needs no server at all.
   root = str(tmp_path / "offline_root")
   hubkit.publish_module(server.small, root, "me/offline/1")
-  with hosting.serving(root) as temporary:
+  with http_server.serving(root) as temporary:
     offline_url = f"{temporary.url}/me/offline/1"
     first = hubkit.resolve(offline_url)
   assert hubkit.resolve(offline_url) == first

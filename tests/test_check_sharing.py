@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import broken_modules
 import hubkit
-from hubkit import checker
+from hubkit.checker import runner
 from hubkit.checker.context import Context, fingerprint
 
 
@@ -55,7 +55,7 @@ def test_rules_that_change_the_shared_module_leave_it_as_loaded(tmp_path, make):
   ctx = Context(path, path)
   obj = ctx.obj
   before = _state(obj)
-  rules = {r.id: r for r in checker.rules()}
+  rules = {r.id: r for r in runner.rules()}
   done = {r: "pass" for r in rules}
   borrowers = (
     "behavior.training_mode",
@@ -63,7 +63,7 @@ def test_rules_that_change_the_shared_module_leave_it_as_loaded(tmp_path, make):
     "consumer.keras3_layer",
     "roundtrip.reexport",
   )
-  results = checker.run_rules(ctx, [rules[r] for r in borrowers], done)
+  results = runner.run_rules(ctx, [rules[r] for r in borrowers], done)
   assert [r.status for r in results] == ["pass"] * 4, [r.message for r in results]
   # Restored in place, not reloaded: the next rule sees the load every rule
   # started from (values, and trainable flags the Keras layers flip).

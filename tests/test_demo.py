@@ -7,7 +7,7 @@ import pytest
 
 import hubkit
 from hubkit import cli
-from hubkit import layout
+from hubkit.module import layout
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import helpers
 import hostile_modules
 import hubkit
 from hubkit import cli
-from hubkit import diff
+from hubkit.inspection import diff
 from hubkit import modules
 from hubkit.safety import ops
 

@@ -13,7 +13,7 @@ import tf_keras
 import helpers
 import hubkit
 from hubkit import cli
-from hubkit import layout
+from hubkit.module import layout
 
 L2 = 0.01
 

@@ -14,11 +14,11 @@ import tensorflow as tf
 
 import helpers
 import hubkit
-from hubkit import datasets
-from hubkit import atomic
-from hubkit import finetune
+from hubkit.demo import datasets
+from hubkit.utils import atomic
+from hubkit.training import finetune
 from hubkit import modules
-from hubkit import training_state
+from hubkit.training import epoch_backup
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +231,7 @@ def test_a_run_killed_while_saving_resumes_from_the_last_complete_epoch(
 
 
 def test_an_unreadable_training_state_is_refused_with_the_fix(setup, tmp_path):
-  backup = training_state.EpochBackup(pytest.importorskip("keras"), str(tmp_path / "state"))
+  backup = epoch_backup.EpochBackup(pytest.importorskip("keras"), str(tmp_path / "state"))
   os.makedirs(tmp_path / "state")
   (tmp_path / "state" / "state.json").write_text('{"epoch": ')
   with pytest.raises(hubkit.UsageError, match=r"cannot read the training state .* remove"):

@@ -9,8 +9,8 @@ import tarfile
 import pytest
 
 import hubkit
-from hubkit import archive
-from hubkit import gzip_codec
+from hubkit.cache import archive
+from hubkit.cache import gzip_codec
 from hubkit import modules
 
 

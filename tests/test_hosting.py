@@ -13,8 +13,8 @@ import pytest
 import hubkit
 from hubkit import cli
 from hubkit import modules
-from hubkit import metadata
-from hubkit import hosting
+from hubkit.registry import http_server
+from hubkit.utils.digest import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_publish_layout_and_immutability(published, capsys):
     "model-instance-metadata.json",
   ]
   with open(os.path.join(model_dir, "1.sha256")) as f:
-    assert f.read() == metadata.sha256_file(os.path.join(model_dir, "1")) + "  1\n"
+    assert f.read() == sha256_file(os.path.join(model_dir, "1")) + "  1\n"
   with (
     open(os.path.join(model_dir, "1.tar.gz"), "rb") as a,
     open(os.path.join(model_dir, "1"), "rb") as b,
@@ -86,7 +86,7 @@ def test_publish_layout_and_immutability(published, capsys):
 def test_server_speaks_the_hosting_protocol(published):
   with open(published["archive"], "rb") as f:
     body = f.read()
-  with hosting.serving(published["root"]) as server:
+  with http_server.serving(published["root"]) as server:
     url = f"{server.url}/me/mul/1"
     head = _get(url + "?tf-hub-format=compressed", "HEAD")
     assert head.status == 200 and head.read() == b""

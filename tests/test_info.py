@@ -9,12 +9,12 @@ import tensorflow as tf
 import helpers
 import hostile_modules
 import hubkit
-from hubkit import card
-from hubkit import check_records
+from hubkit.registry import card
+from hubkit.module import check_records
 from hubkit import cli
-from hubkit import metadata
+from hubkit.module import metadata
 from hubkit import modules
-from hubkit import reexport
+from hubkit.module import reexport
 from hubkit.checker import rule_table
 from hubkit.safety import ops
 

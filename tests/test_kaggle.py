@@ -10,8 +10,8 @@ import helpers
 import hostile_modules
 import hubkit
 from hubkit import cli
-from hubkit import hosting
-from hubkit import kaggle
+from hubkit.registry import http_server
+from hubkit.registry import kaggle
 from hubkit import modules
 from hubkit.safety import ops
 
@@ -33,7 +33,7 @@ def test_kagglehub_model_download_returns_a_published_module_offline(tmp_path, o
   )
   root = str(tmp_path / "registry")
   hubkit.publish_module(module, root, "me/digits/1", task="image-feature-vector")
-  with hosting.serving(root) as server:
+  with http_server.serving(root) as server:
     argv = ["hubkit", "cache", "kaggle", f"{server.url}/me/digits/1"]
     assert cli.main([*argv, "me/digits/tensorFlow2/default/1"]) == 0
   assert "now returns" in capsys.readouterr().out
@@ -85,7 +85,7 @@ def test_publish_writes_an_upload_folder_with_metadata_from_the_module(tmp_path,
   # A fine-tuned module published from a URL parent is a variant of it.
   record = hubkit.read_metadata(base)
   record["source"] = {"kind": "fine_tuned", "parent": "http://host/me/digits/1", "head": "x"}
-  from hubkit import card
+  from hubkit.registry import card
 
   meta = card.kaggle_metadata("me/tuned/1", "Tuned.", True, None, [], record)
   assert meta["modelInstanceType"] == "ExternalVariant"

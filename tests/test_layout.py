@@ -1,10 +1,10 @@
-"""Direct tests of hubkit.layout: the tfhub.dev allow-list."""
+"""Direct tests of hubkit.module.layout: the tfhub.dev allow-list."""
 
 import os
 
 import pytest
 
-from hubkit import layout
+from hubkit.module import layout
 
 
 @pytest.mark.parametrize(

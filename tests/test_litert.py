@@ -11,9 +11,9 @@ import pytest
 import helpers
 import hostile_modules
 import hubkit
-from hubkit import card
-from hubkit import hosting
-from hubkit import litert
+from hubkit.registry import card
+from hubkit.registry import http_server
+from hubkit.formats import litert
 from hubkit import modules
 from hubkit.safety import ops
 
@@ -114,7 +114,7 @@ def test_publish_with_litert_and_fetch_it_with_lite_format(library, tmp_path):
   assert "outputs equal the SavedModel's within" in lite_card
   with open(os.path.join(version_dir, "model.tflite"), "rb") as f:
     published = f.read()
-  with hosting.serving(root) as server:
+  with http_server.serving(root) as server:
     with _get(f"{server.url}/me/features/1?lite-format=tflite") as response:
       assert response.headers["Content-Type"] == "application/octet-stream"
       etag = response.headers["ETag"].strip('"')

@@ -1,4 +1,4 @@
-"""Direct tests of hubkit.metadata: the one writer and reader of hubkit.json."""
+"""Direct tests of hubkit.module.metadata: the one writer and reader of hubkit.json."""
 
 import json
 import os
@@ -6,8 +6,9 @@ import os
 import pytest
 import tensorflow as tf
 
-from hubkit import metadata
+from hubkit.module import metadata
 from hubkit.errors import UsageError
+from hubkit.utils.digest import sha256_file
 
 
 def _save_module(path):
@@ -38,9 +39,7 @@ def test_write_metadata_records_interface_files_and_caller_info(tmp_path):
   assert set(record["files"]) == {
     f for f in os.listdir(path) if os.path.isfile(os.path.join(path, f))
   } | {"variables/variables.index", "variables/variables.data-00000-of-00001"}
-  assert record["files"]["saved_model.pb"] == metadata.sha256_file(
-    os.path.join(path, "saved_model.pb")
-  )
+  assert record["files"]["saved_model.pb"] == sha256_file(os.path.join(path, "saved_model.pb"))
   assert metadata.read_metadata(path) == record
   assert "3 parameters, 2 variables (1 trainable)" in metadata.export_summary(path)
 
@@ -61,7 +60,4 @@ def test_sha256_file_reads_in_chunks(tmp_path):
   (tmp_path / "f").write_bytes(b"abc" * 1000)
   import hashlib
 
-  assert (
-    metadata.sha256_file(str(tmp_path / "f"), chunk_size=7)
-    == hashlib.sha256(b"abc" * 1000).hexdigest()
-  )
+  assert sha256_file(str(tmp_path / "f"), chunk_size=7) == hashlib.sha256(b"abc" * 1000).hexdigest()

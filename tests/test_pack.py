@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import hubkit
-from hubkit import card
+from hubkit.registry import card
 from hubkit import cli
 from hubkit import modules
 

@@ -1,4 +1,4 @@
-"""The registry's web pages (hubkit/pages.py): what publish writes, how
+"""The registry's web pages (hubkit/registry/pages.py): what publish writes, how
 `hubkit serve`, nginx and a copied root serve them, and how they behave in
 a real headless browser (Debian's Chromium driven by Playwright)."""
 
@@ -18,10 +18,10 @@ import pytest
 
 import helpers
 import hubkit
-from hubkit import hosting
-from hubkit import info
+from hubkit.registry import http_server
+from hubkit.inspection import info
 from hubkit import modules
-from hubkit import pages
+from hubkit.registry import pages
 
 _HOSTILE = '<img src=x onerror="alert(1)"> <script>alert(2)</script>'
 _CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -186,7 +186,7 @@ def _get(url):
 
 
 def test_hubkit_serve_serves_pages_like_a_static_server(site):
-  with hosting.serving(site["root"]) as server:
+  with http_server.serving(site["root"]) as server:
     status, kind, body = _get(f"{server.url}/")
     assert (status, kind) == (200, "text/html; charset=utf-8") and b"<h1>Modules</h1>" in body
     status, kind, body = _get(f"{server.url}/me/mlp/2.d/")
@@ -309,7 +309,7 @@ def test_pages_in_a_headless_browser_on_every_host(site, tmp_path, monkeypatch):
   screenshots = os.environ.get("HUBKIT_SCREENSHOTS_DIR") or str(tmp_path / "screenshots")
   os.makedirs(screenshots, exist_ok=True)
   servers = []
-  with hosting.serving(site["root"]) as server, playwright_api.sync_playwright() as playwright:
+  with http_server.serving(site["root"]) as server, playwright_api.sync_playwright() as playwright:
     browser = _launch(playwright)
     try:
       hosts = [("hubkit serve", server.url)]

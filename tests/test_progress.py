@@ -2,7 +2,7 @@
 
 import io
 
-from hubkit.progress import Progress
+from hubkit.utils.progress import Progress
 
 
 class _Terminal(io.StringIO):

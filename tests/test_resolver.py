@@ -24,10 +24,10 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 import hubkit
-from hubkit import cache
-from hubkit import download
-from hubkit import locking
-from hubkit import manifest
+from hubkit.cache import store
+from hubkit.cache import download
+from hubkit.cache import locking
+from hubkit.cache import manifest
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -86,7 +86,7 @@ def test_gzip_and_plain_tar_archives_resolve_by_url_and_path(site, name, cache_d
 def test_descriptor_and_cache_layout_match_tensorflow_hub(site, cache_dir):
   handle = f"{site['url']}/m.tar.gz"
   path = hubkit.resolve(handle)
-  assert os.path.basename(path) == cache.ModuleCache.key(handle)
+  assert os.path.basename(path) == store.ModuleCache.key(handle)
   with open(path + ".descriptor.txt", encoding="utf-8") as f:
     descriptor = f.read()
   assert re.fullmatch(
@@ -115,7 +115,7 @@ def test_file_url_cache_dir_is_its_path(site, tmp_path, monkeypatch):
   path = hubkit.resolve(f"{site['url']}/m.tar.gz")
   assert os.path.dirname(path) == str(target)
   assert not os.path.exists(tmp_path / "file:")
-  assert cache.default_cache_dir() == str(target)
+  assert store.default_cache_dir() == str(target)
   # A file:// handle names the local path too.
   assert hubkit.resolve(f"file://{site['root'] / 'module'}") == str(site["root"] / "module")
 
@@ -199,7 +199,7 @@ def _plant_entry(module_cache, handle, source_dir, with_manifest):
 @pytest.mark.parametrize("with_manifest", [True, False])
 def test_module_finished_by_another_process_during_download(site, monkeypatch, with_manifest):
   handle = f"{site['url']}/m.tar.gz"
-  module_cache = cache.ModuleCache()
+  module_cache = store.ModuleCache()
   real = download.download_module
 
   def racing_download(h, target, digests, progress=None):
@@ -226,7 +226,7 @@ def _locked_by_another_host(site, stale_lock_seconds):
   """A cache whose entry for m.tar.gz is locked by a process on another host,
   with its (empty) download folder. Returns (cache, handle, module_dir, temp)."""
   handle = f"{site['url']}/m.tar.gz"
-  module_cache = cache.ModuleCache(stale_lock_seconds=stale_lock_seconds)
+  module_cache = store.ModuleCache(stale_lock_seconds=stale_lock_seconds)
   os.makedirs(module_cache.cache_dir, mode=0o755)
   module_dir = module_cache.path_for(handle)
   task = uuid.uuid4().hex
@@ -274,7 +274,7 @@ def test_waiter_keeps_waiting_while_the_owner_makes_progress(site):
 
 def test_lock_holder_sees_its_lock_released_and_files_cleaned_on_failure(site, monkeypatch):
   handle = f"{site['url']}/m.tar.gz"
-  module_cache = cache.ModuleCache()
+  module_cache = store.ModuleCache()
 
   def killed(h, target, digests, progress=None):
     os.remove(locking.lock_path(module_cache.path_for(h)))  # the lock was lost
@@ -288,7 +288,7 @@ def test_lock_holder_sees_its_lock_released_and_files_cleaned_on_failure(site, m
 
 def test_read_only_cache_serves_hits(site, monkeypatch):
   handle = f"{site['url']}/m.tar.gz"
-  module_cache = cache.ModuleCache()
+  module_cache = store.ModuleCache()
   path = module_cache.resolve(handle)
   # Another user's cache: nothing in it may be written, and its files'
   # status differs from the recorded one (a copied cache).

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 import hubkit
-from hubkit import layout
+from hubkit.module import layout
+from hubkit.utils.digest import sha256_file
 
 
 class _Scale(hubkit.ReusableModule):
@@ -75,7 +76,7 @@ def test_export_metadata_and_layout(scale_export):
   files = dict(record["files"])
   assert "saved_model.pb" in files
   for rel, digest in files.items():
-    assert hubkit.metadata.sha256_file(os.path.join(scale_export, rel)) == digest
+    assert sha256_file(os.path.join(scale_export, rel)) == digest
   assert layout.disallowed_paths(scale_export) == []
 
 

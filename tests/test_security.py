@@ -20,10 +20,11 @@ import pytest
 import hostile_modules
 import helpers
 import hubkit
-from hubkit import archive
+from hubkit.cache import archive
 from hubkit import cli
 from hubkit import modules
-from hubkit import hosting
+from hubkit.registry import http_server
+from hubkit.registry import root_layout
 from hubkit.safety import ops
 
 # What each hostile module's scan must name.
@@ -82,8 +83,8 @@ def _publish_raw(root, handle, archive_path):
   """Places an archive in a registry root as is (publish_module would refuse)."""
   version_dir = os.path.join(root, *handle.split("/"))
   os.makedirs(version_dir)
-  shutil.copy(archive_path, os.path.join(version_dir, hosting.ARCHIVE_NAME))
-  with open(os.path.join(version_dir, hosting.CARD_NAME), "w") as f:
+  shutil.copy(archive_path, os.path.join(version_dir, root_layout.ARCHIVE_NAME))
+  with open(os.path.join(version_dir, root_layout.CARD_NAME), "w") as f:
     f.write(f"# Module {handle}\n")
 
 
@@ -183,7 +184,7 @@ def test_check_condemns_archives_and_urls_without_running(corpus, tmp_path, fres
   assert cli.main(["hubkit", "check", tarball]) == 1
   root = str(tmp_path / "root")
   _publish_raw(root, "evil/writer/1", tarball)
-  with hosting.serving(root) as server:
+  with http_server.serving(root) as server:
     url = f"{server.url}/evil/writer/1"
     assert cli.main(["hubkit", "check", url]) == 1
     # The condemned download does not stay in the cache...
@@ -361,7 +362,7 @@ def server(good_module, tmp_path_factory):
   root = str(tmp_path_factory.mktemp("security_root"))
   for name in ("swap", "plant", "link", "lock", "json", "keras"):
     hubkit.publish_module(good_module, root, f"me/{name}/1")
-  with hosting.serving(root) as running:
+  with http_server.serving(root) as running:
     yield running
 
 
@@ -466,15 +467,15 @@ def test_server_holds_up(good_module, tmp_path, monkeypatch):
   root = str(tmp_path / "root")
   hubkit.publish_module(good_module, root, "me/ok/1")
   hubkit.publish_module(good_module, root, "me/nocard/1")
-  os.remove(os.path.join(root, "me", "nocard", "1.d", hosting.CARD_NAME))
+  os.remove(os.path.join(root, "me", "nocard", "1.d", root_layout.CARD_NAME))
   secret = tmp_path / "secret.tar.gz"
   secret.write_bytes(b"secret")
   os.makedirs(os.path.join(root, "me", "link", "1"))
-  os.symlink(secret, os.path.join(root, "me", "link", "1", hosting.ARCHIVE_NAME))
+  os.symlink(secret, os.path.join(root, "me", "link", "1", root_layout.ARCHIVE_NAME))
   os.makedirs(os.path.join(root, "me", "link2"))
   os.symlink(secret, os.path.join(root, "me", "link2", "1"))  # the static layout
-  monkeypatch.setattr(hosting._Handler, "timeout", 1)
-  with hosting.serving(root) as server:
+  monkeypatch.setattr(http_server._Handler, "timeout", 1)
+  with http_server.serving(root) as server:
     server._slots = __import__("threading").BoundedSemaphore(2)
     assert b" 404 " in _raw_get(server.url, "/me/nocard/1").split(b"\r\n")[0] + b" "
     assert b"secret" not in _raw_get(server.url, "/me/link/1?tf-hub-format=compressed")
@@ -504,7 +505,7 @@ def test_static_files_never_leave_the_root(good_module, tmp_path):
   os.symlink(outside, root / "me" / "ok" / "linked.d")
   os.symlink(outside, root / "linked")
   (root / ".hidden.html").write_text("TOP-SECRET-CONTENT")
-  with hosting.serving(str(root)) as server:
+  with http_server.serving(str(root)) as server:
     assert _raw_get(server.url, "/me/ok/1.d/").startswith(b"HTTP/1.1 200")
     for path in (
       "/me/ok/1.d/leak.html",
@@ -526,11 +527,11 @@ def server_address_of(server):
 
 
 def test_without_confinement_the_dynamic_rules_are_refused(good_module, monkeypatch, capsys):
-  from hubkit.safety import child
+  from hubkit.checker import child
 
   # The real child, on a kernel that offers no Landlock.
   script = (
-    "import sys; from hubkit.safety import child, confine; "
+    "import sys; from hubkit.checker import child; from hubkit.safety import confine; "
     "confine.landlock_abi = lambda: 0; sys.exit(child.main())"
   )
   monkeypatch.setattr(child, "_child_argv", lambda: [sys.executable, "-c", script])
@@ -545,7 +546,7 @@ def test_without_confinement_the_dynamic_rules_are_refused(good_module, monkeypa
 
 
 def test_a_hanging_check_is_stopped_at_the_timeout(good_module, monkeypatch):
-  from hubkit.safety import child
+  from hubkit.checker import child
 
   monkeypatch.setattr(
     child, "_child_argv", lambda: [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -638,7 +639,7 @@ def test_allow_list_holds_no_op_that_reaches_outside():
 def test_a_module_that_rewrites_its_weights_when_called_cannot_poison_later_rules(tmp_path):
   import tensorflow as tf
 
-  from hubkit import checker
+  from hubkit.checker import runner
   from hubkit.checker.context import Context
 
   # Every training-mode call overwrites the weights: on the one load the rules
@@ -659,10 +660,10 @@ def test_a_module_that_rewrites_its_weights_when_called_cannot_poison_later_rule
   tf.saved_model.save(obj, path)
 
   ctx = Context(path, path)
-  rules = {r.id: r for r in checker.rules()}
+  rules = {r.id: r for r in runner.rules()}
   done = {r: "pass" for r in rules}
   for rule_id in ("behavior.training_mode", "consumer.hub_keras_layer", "roundtrip.reexport"):
-    checker.run_rules(ctx, [rules[rule_id]], done)
+    runner.run_rules(ctx, [rules[rule_id]], done)
     # Each rule ran training calls; the next one starts from the load.
     np.testing.assert_array_equal(ctx.obj.w.numpy(), [[1.0], [2.0], [3.0]], err_msg=rule_id)
   assert ctx.figures["seconds"].keys() >= {"behavior.training_mode", "roundtrip.reexport"}

@@ -8,9 +8,9 @@ import tensorflow as tf
 
 import helpers
 import hubkit
-from hubkit import card
-from hubkit import interface
-from hubkit import op_packages
+from hubkit.registry import card
+from hubkit.module import interface
+from hubkit.module import op_packages
 from hubkit.checker import rules_serving
 from hubkit.checker.context import Context
 from hubkit.checker.rule_table import RuleFailed, RuleWarning

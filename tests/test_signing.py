@@ -10,9 +10,10 @@ import pytest
 import helpers
 import hubkit
 from hubkit import cli
-from hubkit import hosting
+from hubkit.registry import http_server
+from hubkit.registry import root_layout
 from hubkit import modules
-from hubkit import signing
+from hubkit.safety import signing
 
 pytest.importorskip("model_signing", reason="model-signing is in the test extras")
 
@@ -70,7 +71,7 @@ def signed(tmp_path_factory):
     )
     == 0
   )
-  archive = hosting.published_archive(os.path.join(root, "me", "mul", "1"))
+  archive = root_layout.published_archive(os.path.join(root, "me", "mul", "1"))
   return {
     "base": base,
     "public": public,
@@ -87,7 +88,7 @@ def test_a_signed_module_loads_through_every_entry_point(signed, tmp_path, monke
   monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, signed["public"])
   with tarfile.open(signed["archive"]) as tar:
     assert signing.SIGNATURE_RELPATH in tar.getnames()
-  with hosting.serving(signed["root"]) as server:
+  with http_server.serving(signed["root"]) as server:
     url = f"{server.url}/me/mul/1"
     x = np.array([[1.0, 2.0]], np.float32)
     np.testing.assert_allclose(hubkit.load(url)(x).numpy(), x)
@@ -114,9 +115,9 @@ def test_tampered_unsigned_or_foreign_modules_are_refused_everywhere(
     with pytest.raises(signing.SignatureError, match=message):
       entry(handle)
   if case != "unsigned":  # an archive: what was refused is not left in the cache
-    from hubkit import cache
+    from hubkit.cache import store
 
-    assert not os.path.exists(cache.ModuleCache().path_for(handle))
+    assert not os.path.exists(store.ModuleCache().path_for(handle))
   assert message in helpers.cli_error(capsys, ["verify", handle], code=1)
   # Without trusted keys nothing is required (the unsigned module loads).
   monkeypatch.delenv(signing.TRUSTED_KEYS_ENV)

@@ -12,8 +12,8 @@ import tensorflow_hub as hub
 
 import helpers
 import hubkit
-from hubkit import cache
-from hubkit import hosting
+from hubkit.cache import store
+from hubkit.registry import http_server
 from hubkit import modules
 
 
@@ -58,7 +58,7 @@ def test_a_copied_root_served_by_a_plain_file_server(registry, tmp_path, monkeyp
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "fresh_cache"))
     with pytest.raises(hubkit.FetchError, match=r"does not match its checksum .*1\.sha256"):
       hubkit.resolve(url)
-    assert not os.path.exists(cache.ModuleCache().path_for(url))
+    assert not os.path.exists(store.ModuleCache().path_for(url))
   finally:
     helpers.stop(proc)
 
@@ -80,7 +80,7 @@ def test_nginx_with_a_plain_root_serves_the_registry(registry, tmp_path, monkeyp
   finally:
     helpers.stop(proc)
   # hubkit serve answers the same URLs from the same root.
-  with hosting.serving(registry["root"]) as server:
+  with http_server.serving(registry["root"]) as server:
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "served_cache"))
     np.testing.assert_array_equal(
       _outputs(hub.load(f"{server.url}/me/mlp/1")),

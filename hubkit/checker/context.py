@@ -9,10 +9,10 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from hubkit import gzip_codec
-from hubkit import interface
-from hubkit import sample_inputs
-from hubkit.checker import inputs as inputs_lib
+from hubkit.cache import gzip_codec
+from hubkit.module import interface
+from hubkit.module import sample_inputs
+from hubkit.module import inputs as inputs_lib
 from hubkit.errors import UsageError
 
 

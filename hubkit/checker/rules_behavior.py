@@ -5,10 +5,11 @@ from typing import Any, List
 import numpy as np
 import tensorflow as tf
 
-from hubkit import interface
-from hubkit import sample_inputs
+from hubkit.module import interface
+from hubkit.module import sample_inputs
 from hubkit.checker.context import Context, fingerprint, first_line
 from hubkit.checker.rule_table import RuleFailed, RuleSkipped, RuleWarning, rule
+from hubkit.module.interface import float_outputs
 
 # Ops that make training=True legitimately differ from inference: random
 # (dropout) ops and batch-norm / state updates.
@@ -38,13 +39,6 @@ _NORM_OPS = frozenset(
     "AssignVariableOp",
   }
 )
-
-
-def float_outputs(outputs: Any) -> List[np.ndarray]:
-  """The module's floating-point outputs as numpy arrays, flattened in nest order."""
-  return [
-    np.asarray(t) for t in tf.nest.flatten(outputs) if tf.is_tensor(t) and t.dtype.is_floating
-  ]
 
 
 def _op_types(concrete) -> set:

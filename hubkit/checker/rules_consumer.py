@@ -7,10 +7,10 @@ from typing import Any, Callable, List, Tuple
 import numpy as np
 import tensorflow as tf
 
-from hubkit import interface
+from hubkit.module import interface
 from hubkit.checker.context import Context, fingerprint, first_line
 from hubkit.checker.rule_table import RuleFailed, RuleSkipped, rule
-from hubkit.checker.rules_behavior import float_outputs
+from hubkit.module.interface import float_outputs
 
 _STEPS = 3  # one training-mode step, then two descent steps (three losses)
 # Fine-tuning needs the whole interface and finite, repeatable outputs.

@@ -5,7 +5,7 @@ import math
 
 import tensorflow as tf
 
-from hubkit import interface
+from hubkit.module import interface
 from hubkit.checker.context import Context, first_line
 from hubkit.checker.rule_table import RuleFailed, rule
 

@@ -3,7 +3,7 @@
 import os
 import re
 
-from hubkit import layout
+from hubkit.module import layout
 from hubkit.checker.context import Context
 from hubkit.checker.rule_table import RuleFailed, RuleWarning, rule
 from hubkit.safety import ops

@@ -16,8 +16,8 @@ from typing import Any, Dict, List
 import numpy as np
 import tensorflow as tf
 
-from hubkit import interface
-from hubkit import op_packages
+from hubkit.module import interface
+from hubkit.module import op_packages
 from hubkit.checker.context import Context
 from hubkit.checker.rule_table import RuleFailed, RuleSkipped, RuleWarning, rule
 from hubkit.safety import ops

@@ -4,8 +4,8 @@ from typing import Dict, List, Optional
 
 from absl import flags
 
-from hubkit import card
-from hubkit import tfhub_tags
+from hubkit.registry import card
+from hubkit.registry import tfhub_tags
 
 
 def define(flag_values: flags.FlagValues) -> None:

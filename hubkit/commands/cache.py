@@ -65,16 +65,16 @@ def main(args: List[str]) -> int:
         "'hubkit cache kaggle' takes a module handle and a kagglehub handle "
         "(owner/model/framework/variation/version)."
       )
-    from hubkit import kaggle
+    from hubkit.registry import kaggle
 
     path = kaggle.add_to_kagglehub_cache(
       rest[0], rest[1], cache_dir=FLAGS.kagglehub_cache, overwrite=FLAGS.overwrite
     )
     print(f"kagglehub.model_download({rest[1]!r}) now returns {path}")
     return 0
-  from hubkit import cache
+  from hubkit.cache import store
 
-  module_cache = cache.ModuleCache(FLAGS.cache_dir)
+  module_cache = store.ModuleCache(FLAGS.cache_dir)
   if action == "rm":
     if len(rest) != 1:
       raise UsageError("'hubkit cache rm' takes exactly one handle or cache key.")

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from absl import flags
 
-from hubkit.atomic import atomic_file, check_output_file
+from hubkit.utils.atomic import atomic_file, check_output_file
 from hubkit.commands import _common
 from hubkit.errors import HubkitError, UsageError
 
@@ -76,13 +76,13 @@ def main(args: List[str]) -> int:
   path = _common.one_positional("check", "module path", args)
   if FLAGS.json:
     check_output_file(FLAGS.json)
-  from hubkit import checker
+  from hubkit.checker import check
 
   # On a terminal, each rule is shown as it finishes instead of a minute of
   # silence; piped output (logs, CI) stays exactly the final table.
   live = _print_live if sys.stdout.isatty() else None
   try:
-    report = checker.check_module(
+    report = check.check_module(
       path,
       reference=FLAGS.reference,
       inputs=FLAGS.inputs,

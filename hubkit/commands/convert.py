@@ -52,9 +52,9 @@ _common.define_safety_flags(FLAGS)
 def main(args: List[str]) -> int:
   handle = _common.one_positional("convert", "module handle", args)
   (output,) = _common.required(FLAGS, "output")
-  from hubkit import card
-  from hubkit import litert
-  from hubkit.atomic import atomic_file
+  from hubkit.registry import card
+  from hubkit.formats import litert
+  from hubkit.utils.atomic import atomic_file
 
   card_path = None
   if FLAGS.handle:

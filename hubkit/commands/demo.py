@@ -32,8 +32,10 @@ def logical_cpus() -> int:
 
 def main(args: List[str]) -> int:
   _common.no_positional("demo", args)
-  from hubkit import demo
+  from hubkit.demo import pipeline
 
-  result = demo.run_demo(FLAGS.workdir, epochs=FLAGS.epochs, seed=FLAGS.seed, verbose=FLAGS.verbose)
+  result = pipeline.run_demo(
+    FLAGS.workdir, epochs=FLAGS.epochs, seed=FLAGS.seed, verbose=FLAGS.verbose
+  )
   print(result.summary())
   return 0

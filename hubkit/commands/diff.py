@@ -55,7 +55,7 @@ def main(args: List[str]) -> int:
       f"'hubkit diff' takes two module handles, OLD and NEW; got {len(args)} "
       f"({' '.join(args) or 'none'})."
     )
-  from hubkit import diff
+  from hubkit.inspection import diff
 
   result = diff.diff_modules(
     args[0],

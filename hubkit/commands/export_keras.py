@@ -52,7 +52,7 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir.", flag_
 def main(args: List[str]) -> int:
   _common.no_positional("export-keras", args)
   model, export_dir = _common.required(FLAGS, "model", "export_dir")
-  from hubkit import metadata
+  from hubkit.module import metadata
   from hubkit.exporters import keras_submodel
 
   path = keras_submodel.export_keras_submodel(

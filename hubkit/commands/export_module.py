@@ -78,7 +78,7 @@ def main(args: List[str]) -> int:
     name_map=_name_map(FLAGS.name_map) if FLAGS.name_map else None,
     overwrite=FLAGS.overwrite,
   )
-  from hubkit import metadata
+  from hubkit.module import metadata
 
   print(metadata.export_summary(path))
   return 0

@@ -95,7 +95,7 @@ def logical_cpus() -> int:
 def main(args: List[str]) -> int:
   _common.no_positional("finetune", args)
   module, data, head, export_dir = _common.required(FLAGS, "module", "data", "head", "export_dir")
-  from hubkit import finetune
+  from hubkit.training import finetune
 
   result = finetune.finetune(
     module,

@@ -21,7 +21,7 @@ _common.define_safety_flags(FLAGS)
 
 def main(args: List[str]) -> int:
   handle = _common.one_positional("info", "module handle", args)
-  from hubkit import info
+  from hubkit.inspection import info
 
   described = info.module_info(handle, safe_mode=not FLAGS.unsafe, allow_ops=FLAGS.allow_ops)
   print(info.dumps(described) if FLAGS.json else info.format_info(described))

@@ -35,7 +35,8 @@ _card_flags.define(FLAGS)
 def main(args: List[str]) -> int:
   module_dir = _common.one_positional("pack", "module directory", args)
   (output,) = _common.required(FLAGS, "output")
-  from hubkit import metadata, pack
+  from hubkit.utils.digest import sha256_file
+  from hubkit.registry import pack
 
   if not FLAGS.handle and _card_flags.given(FLAGS):
     raise UsageError(
@@ -58,8 +59,7 @@ def main(args: List[str]) -> int:
       warmup=FLAGS.warmup,
     )
   print(
-    f"packed {module_dir} into {path} ({os.path.getsize(path):,} bytes, sha256 "
-    f"{metadata.sha256_file(path)})"
+    f"packed {module_dir} into {path} ({os.path.getsize(path):,} bytes, sha256 {sha256_file(path)})"
   )
   if FLAGS.handle:
     print(f"wrote card {card_path} and {kaggle_path}")

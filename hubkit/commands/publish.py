@@ -67,9 +67,9 @@ _card_flags.define(FLAGS)
 def main(args: List[str]) -> int:
   module_dir = _common.one_positional("publish", "module directory", args)
   root, handle = _common.required(FLAGS, "root", "handle")
-  from hubkit import hosting
+  from hubkit.registry import publishing
 
-  path = hosting.publish_module(
+  path = publishing.publish_module(
     module_dir,
     root,
     handle,

@@ -26,7 +26,7 @@ flags.DEFINE_integer(
 def main(args: List[str]) -> int:
   _common.no_positional("serve", args)
   (root,) = _common.required(FLAGS, "root")
-  from hubkit import hosting
+  from hubkit.registry import http_server
 
-  hosting.serve(root, host=FLAGS.host, port=FLAGS.port)
+  http_server.serve(root, host=FLAGS.host, port=FLAGS.port)
   return 0

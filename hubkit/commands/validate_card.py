@@ -16,7 +16,7 @@ FLAGS = flags.FlagValues()
 
 def main(args: List[str]) -> int:
   path = _common.one_positional("validate-card", "card file", args)
-  from hubkit import card
+  from hubkit.registry import card
 
   problems = card.validate_card(path)
   for problem in problems:

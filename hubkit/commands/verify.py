@@ -26,8 +26,8 @@ flags.DEFINE_list(
 
 def main(args: List[str]) -> int:
   handle = _common.one_positional("verify", "module handle", args)
-  from hubkit import resolver
-  from hubkit import signing
+  from hubkit.cache import resolver
+  from hubkit.safety import signing
 
   keys = signing.trusted_keys(FLAGS.trusted_keys)
   if not keys:

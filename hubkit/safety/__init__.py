@@ -1,10 +1,11 @@
 """Safety: what hubkit does before it runs a module someone else wrote.
 
-* `ops` scans a SavedModel's ops against an allow-list without loading it.
-* `verdicts.ensure_safe` is that scan for consumers (`hubkit.load`,
-  `hubkit.KerasLayer`, `hubkit finetune`), remembered per content digest.
-* `confine` runs the checker's dynamic rules in a child process that cannot
-  write outside a scratch directory or reach the network.
+Owns: the op scan against an allow-list, without loading the module or
+TensorFlow (`ops`, reading the proto with `proto_schema`); that scan for
+consumers (`hubkit.load`, `hubkit.KerasLayer`, `hubkit finetune`),
+remembered per content digest (`verdicts`); the Linux confinement the
+checker's child process puts itself under (`confine`); and OpenSSF
+signatures (`signing`). docs/security.md states the threat model.
 
-docs/security.md states the threat model.
+May import: hubkit.utils, hubkit.errors.
 """

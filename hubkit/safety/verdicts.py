@@ -11,8 +11,8 @@ import os
 import threading
 from typing import Dict, Sequence, Tuple
 
-from hubkit import metadata
 from hubkit.safety import ops
+from hubkit.utils.digest import sha256_file
 
 _VERDICTS: Dict[Tuple[str, str, Tuple[str, ...]], str] = {}
 _LOCK = threading.Lock()
@@ -30,7 +30,7 @@ def ensure_safe(module_dir: str, allow_ops: Sequence[str] = ()) -> None:
       message names it, where it sits and the fix), or does not parse.
   """
   key = (
-    metadata.sha256_file(ops.saved_model_proto_path(module_dir)),
+    sha256_file(ops.saved_model_proto_path(module_dir)),
     ops.allow_list_digest(),
     tuple(sorted(set(allow_ops))),
   )

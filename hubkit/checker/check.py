@@ -1,0 +1,201 @@
+"""`check_module`: the static rules here, the dynamic ones in a confined
+child (`hubkit.checker.child`), one `Report`, remembered per content digest.
+"""
+
+import dataclasses
+import os
+import time
+from typing import Callable, Optional, Sequence
+
+from hubkit.cache import handles
+from hubkit.cache import resolver
+from hubkit.cache import store
+from hubkit.checker import child
+from hubkit.checker import runner
+from hubkit.checker.report import FAIL, SKIP, WARN, CheckResult, Report
+from hubkit.errors import NotFoundError, UsageError
+from hubkit.module import check_records
+from hubkit.safety import signing
+from hubkit.version import __version__
+
+DEFAULT_TIMEOUT_SECONDS = 1800.0
+
+# Rule families whose warnings a user may ask to count as failures.
+REQUIRABLE = ("serving",)
+
+
+def check_module(
+  path: str,
+  reference: Optional[str] = None,
+  inputs: Optional[str] = None,
+  tolerance: float = 1e-5,
+  allow_ops: Sequence[str] = (),
+  unconfined: bool = False,
+  timeout: float = DEFAULT_TIMEOUT_SECONDS,
+  on_result: Optional[Callable[[CheckResult, float], None]] = None,
+  require: Sequence[str] = (),
+) -> Report:
+  """Checks a module against every rule.
+
+  Static rules (files and ops, nothing loaded) run first; if one fails, no
+  rule loads or calls the module. The dynamic rules then run in a confined
+  child process (see docs/security.md) unless `unconfined` is set.
+
+  Args:
+    path: a SavedModel directory, a `.tar.gz` module archive, or an http(s)
+      handle (fetched through the cache in $TFHUB_CACHE_DIR).
+    reference: optional Keras model or SavedModel to compare outputs with
+      (rule behavior.parity).
+    inputs: optional `.npz` of test inputs, keyed "inputs" for a single
+      tensor or by nest path (dict key / list index) otherwise.
+    tolerance: the parity tolerance.
+    allow_ops: op types the user reviewed and allows (security.ops).
+    unconfined: run the dynamic rules in this process, without confinement
+      (only for modules you trust, or where confinement is unavailable).
+    timeout: seconds the confined dynamic rules may take in all.
+    on_result: called with each rule's result and seconds as it finishes.
+    require: rule families (of REQUIRABLE, e.g. "serving") whose warnings
+      count as failures.
+
+  Returns:
+    A Report; `report.conforms` is False when any rule failed or the
+    dynamic rules could not run (`report.complete` is then False).
+
+  Raises:
+    hubkit.safety.signing.SignatureError: trusted keys are set ($HUBKIT_TRUSTED_KEYS)
+      and none verifies the module's signature.
+    UsageError: the check cannot run (not a SavedModel, an unsafe archive,
+      unreadable `inputs`); NotFoundError (also an OSError) for a missing
+      path; hubkit.errors.FetchError / ArchiveError for a URL or archive
+      that cannot be fetched or read.
+  """
+  if reference and not os.path.exists(reference):
+    raise NotFoundError(
+      f"`reference` {reference} does not exist; pass the source Keras model or export."
+    )
+  if inputs and not os.path.isfile(inputs):
+    raise NotFoundError(f"`inputs` file {inputs} does not exist; pass a .npz of test inputs.")
+  unknown = sorted(set(require) - set(REQUIRABLE))
+  if unknown:
+    raise UsageError(
+      f"`require`={','.join(unknown)} is not a rule family that can be required; "
+      f"valid: {', '.join(REQUIRABLE)}."
+    )
+  strict = _Strict(require, on_result)
+  keys = signing.trusted_keys()
+  with resolver.local_module(path) as module_dir:
+    # A module that is not what its trusted publisher signed is not checked.
+    resolver.verify_signature(path, module_dir, keys)
+    return _check_local(
+      module_dir, path, reference, inputs, tolerance, allow_ops, unconfined, timeout, strict
+    )
+
+
+class _Strict:
+  """Turns the warnings of required rule families into failures, before
+  anyone (the live display, the report) sees them."""
+
+  def __init__(self, families: Sequence[str], on_result):
+    self._prefixes = tuple(f"{f}." for f in families)
+    self._on_result = on_result
+
+  def judge(self, result: CheckResult) -> CheckResult:
+    if result.status == WARN and result.id.startswith(self._prefixes):
+      return dataclasses.replace(result, status=FAIL, message=f"required: {result.message}")
+    return result
+
+  def show(self, result: CheckResult, seconds: float) -> None:
+    if self._on_result:
+      self._on_result(self.judge(result), seconds)
+
+
+def _check_local(
+  module_dir: str,
+  path: str,
+  reference: Optional[str],
+  inputs: Optional[str],
+  tolerance: float,
+  allow_ops: Sequence[str],
+  unconfined: bool,
+  timeout: float,
+  strict: _Strict,
+) -> Report:
+  on_result = strict.show
+  # Started before the rules import TensorFlow here, so that the child's
+  # start-up runs beside this process's; it loads nothing until told to.
+  confined = (
+    None
+    if unconfined
+    else child.ConfinedCheck(
+      module_dir,
+      path,
+      reference=reference,
+      inputs=inputs,
+      tolerance=tolerance,
+      allow_ops=allow_ops,
+      timeout=timeout,
+    )
+  )
+  try:
+    every_rule = runner.rules()
+    from hubkit.checker.context import Context
+
+    ctx = Context(
+      module_dir,
+      path,
+      reference=reference,
+      inputs_file=inputs,
+      tolerance=tolerance,
+      allow_ops=allow_ops,
+    )
+    done = {}
+    static = [r for r in every_rule if r.static]
+    dynamic = [r for r in every_rule if not r.static]
+    results = runner.run_rules(ctx, static, done, on_result)
+    failed = [r.id for r in results if r.status == FAIL]
+    incomplete = ""
+    if failed:
+      if handles.is_url(path):
+        # A condemned module does not stay in the shared cache, where a
+        # later load might find it.
+        store.ModuleCache().remove(path)
+      reason = (
+        f"not run: {', '.join(failed)} failed, and hubkit never loads or calls a "
+        "module that fails a static rule"
+      )
+      skipped = [CheckResult(r.id, r.title, SKIP, reason) for r in dynamic]
+      for result in skipped:
+        if on_result:
+          on_result(result, 0.0)
+      results += skipped
+    elif confined is None:
+      ctx.figures["confinement"] = "none (--unconfined)"
+      runner.validate_inputs(ctx)
+      results += runner.run_rules(ctx, dynamic, done, on_result)
+    else:
+      running, confined = confined, None
+      dynamic_results, figures, incomplete = running.run(dynamic, on_result)
+      seconds = {**ctx.figures.get("seconds", {}), **figures.pop("seconds", {})}
+      ctx.figures.update(figures)
+      ctx.figures["seconds"] = seconds
+      results += dynamic_results
+    report = Report(path, [strict.judge(r) for r in results], ctx.figures, incomplete=incomplete)
+    if not incomplete:
+      check_records.save(
+        module_dir,
+        {
+          "conforms": report.conforms,
+          "failed": report.failed(),
+          "summary": report.summary(),
+          "verdict": report.verdict(),
+          "results": [
+            {"id": r.id, "status": r.status, "message": r.message} for r in report.results
+          ],
+          "hubkit_version": __version__,
+          "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+      )
+    return report
+  finally:
+    if confined is not None:
+      confined.cancel()
