@@ -10,6 +10,7 @@ from typing import Callable, Optional, Sequence
 from hubkit.cache import handles
 from hubkit.cache import resolver
 from hubkit.cache import store
+from hubkit.checker import apis
 from hubkit.checker import child
 from hubkit.checker import runner
 from hubkit.checker.report import FAIL, SKIP, WARN, CheckResult, Report
@@ -34,6 +35,8 @@ def check_module(
   timeout: float = DEFAULT_TIMEOUT_SECONDS,
   on_result: Optional[Callable[[CheckResult, float], None]] = None,
   require: Sequence[str] = (),
+  api: Optional[str] = None,
+  card: Optional[str] = None,
 ) -> Report:
   """Checks a module against every rule.
 
@@ -56,6 +59,13 @@ def check_module(
     on_result: called with each rule's result and seconds as it finishes.
     require: rule families (of REQUIRABLE, e.g. "serving") whose warnings
       count as failures.
+    api: also hold the module to a task contract of TF Hub's Common
+      SavedModel APIs (`hubkit.checker.apis.APIS`: "image_feature_vector",
+      "image_classification", "text_embedding", "text_preprocessor",
+      "text_encoder"); its `api.<task>.*` rules join the report. None: the
+      task the card names, if any.
+    card: a tfhub.dev card whose `task` tag names the contract (by default
+      the card a registry root keeps beside `path`).
 
   Returns:
     A Report; `report.conforms` is False when any rule failed or the
@@ -81,13 +91,14 @@ def check_module(
       f"`require`={','.join(unknown)} is not a rule family that can be required; "
       f"valid: {', '.join(REQUIRABLE)}."
     )
+  api = apis.resolve_api(api, card, path)
   strict = _Strict(require, on_result)
   keys = signing.trusted_keys()
   with resolver.local_module(path) as module_dir:
     # A module that is not what its trusted publisher signed is not checked.
     resolver.verify_signature(path, module_dir, keys)
     return _check_local(
-      module_dir, path, reference, inputs, tolerance, allow_ops, unconfined, timeout, strict
+      module_dir, path, reference, inputs, tolerance, allow_ops, unconfined, timeout, strict, api
     )
 
 
@@ -119,6 +130,7 @@ def _check_local(
   unconfined: bool,
   timeout: float,
   strict: _Strict,
+  api: Optional[str],
 ) -> Report:
   on_result = strict.show
   # Started before the rules import TensorFlow here, so that the child's
@@ -134,10 +146,11 @@ def _check_local(
       tolerance=tolerance,
       allow_ops=allow_ops,
       timeout=timeout,
+      api=api,
     )
   )
   try:
-    every_rule = runner.rules()
+    every_rule = runner.rules(api)
     from hubkit.checker.context import Context
 
     ctx = Context(
@@ -147,7 +160,10 @@ def _check_local(
       inputs_file=inputs,
       tolerance=tolerance,
       allow_ops=allow_ops,
+      api=api,
     )
+    if api:
+      ctx.figures["api"] = api
     done = {}
     static = [r for r in every_rule if r.static]
     dynamic = [r for r in every_rule if not r.static]

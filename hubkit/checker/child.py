@@ -62,7 +62,7 @@ class ConfinedCheck:
   Args:
     module_dir: the SavedModel directory (read-only for the child).
     name: what the user asked to check, for messages.
-    reference, inputs, tolerance, allow_ops: as for `check_module`.
+    reference, inputs, tolerance, allow_ops, api: as for `check_module`.
     timeout: seconds `run()` waits before the child is killed.
   """
 
@@ -75,6 +75,7 @@ class ConfinedCheck:
     tolerance: float = 1e-5,
     allow_ops: Sequence[str] = (),
     timeout: float = 1800.0,
+    api: Optional[str] = None,
   ):
     self._timeout = timeout
     self._scratch = tempfile.mkdtemp(prefix="hubkit_check_")
@@ -105,6 +106,7 @@ class ConfinedCheck:
       "inputs": os.path.abspath(inputs) if inputs else None,
       "tolerance": tolerance,
       "allow_ops": list(allow_ops),
+      "api": api,
     }
     self._send(json.dumps(request))
 
@@ -257,6 +259,7 @@ def main() -> int:
     inputs_file=request["inputs"],
     tolerance=request["tolerance"],
     allow_ops=request["allow_ops"],
+    api=request["api"],
   )
   try:
     runner.run_dynamic_rules(

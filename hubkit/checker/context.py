@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from hubkit.cache import gzip_codec
 from hubkit.module import interface
+from hubkit.module import op_packages
 from hubkit.module import sample_inputs
 from hubkit.module import inputs as inputs_lib
 from hubkit.errors import UsageError
@@ -44,6 +45,7 @@ class Context:
     reference: an optional reference model or export for behavior.parity.
     tolerance: the parity tolerance.
     allow_ops: op types the user reviewed and allows (security.ops).
+    api: the task contract the module is held to (`hubkit.checker.apis`), or None.
     figures: numbers the rules measure, reported in the JSON.
   """
 
@@ -55,8 +57,10 @@ class Context:
     inputs_file: Optional[str] = None,
     tolerance: float = 1e-5,
     allow_ops: Sequence[str] = (),
+    api: Optional[str] = None,
   ):
     self.path = path
+    self.api = api
     self.allow_ops = tuple(allow_ops)
     self.name = name
     self.reference = reference
@@ -66,7 +70,13 @@ class Context:
 
   @functools.cached_property
   def obj(self) -> Any:
-    """The loaded module (tf.saved_model.load); raises what loading raised."""
+    """The loaded module (tf.saved_model.load); raises what loading raised.
+
+    The packages that define the module's custom ops (tensorflow_text's
+    tokenizers, ...) are imported first where installed: TensorFlow cannot
+    load a graph whose ops are not registered.
+    """
+    op_packages.import_packages(interface.custom_ops(interface.saved_model_proto(self.path)))
     return tf.saved_model.load(self.path)
 
   @functools.cached_property

@@ -78,6 +78,7 @@ def _feed(function: Any, inputs: Any) -> Dict[str, tf.Tensor]:
 def _pair_outputs(expected: Any, got: Dict[str, tf.Tensor]) -> List[Any]:
   """(name, __call__ output, signature output) for each output."""
   if isinstance(expected, dict):
+    expected = interface.named_outputs(expected) or expected
     if set(expected) != set(got):
       raise RuleFailed(
         f"{SERVING_DEFAULT} returns {sorted(got)}, __call__ returns {sorted(expected)}"

@@ -21,26 +21,36 @@ _RULE_FAMILIES = (
   "rules_behavior",
   "rules_consumer",
   "rules_serving",
+  "rules_api",
 )
 
 
-def rules() -> List[rule_table.Rule]:
-  """Every rule, in the order they run: static rules first, then family order
-  (importing the rule families on first use)."""
+def rules(api: Optional[str] = None) -> List[rule_table.Rule]:
+  """The rules a check runs, in order: static rules first, then family order
+  (importing the rule families on first use).
+
+  Args:
+    api: the task contract to hold the module to (`hubkit.checker.apis`);
+      its `api.<task>.*` rules join the others. None: no contract rules.
+  """
   for family in _RULE_FAMILIES:
     importlib.import_module(f"hubkit.checker.{family}")
   # By family, not by registration: a family imported early elsewhere (a
   # test, a plug-in) must not reorder the report.
   family = {f"hubkit.checker.{name}": i for i, name in enumerate(_RULE_FAMILIES)}
   return sorted(
-    rule_table.RULES,
+    (r for r in rule_table.RULES if not r.id.startswith("api.") or r.id.startswith(f"api.{api}.")),
     key=lambda r: (not r.static, family.get(r.function.__module__, len(family))),
   )
 
 
 def __getattr__(name: str):
   if name == "RULE_IDS":
-    return tuple(r.id for r in rules())
+    # Every rule id, the contract rules of every task included.
+    rules()
+    return tuple(r.id for r in rule_table.RULES if not r.id.startswith("api.")) + tuple(
+      r.id for r in rule_table.RULES if r.id.startswith("api.")
+    )
   raise AttributeError(f"module 'hubkit.checker.runner' has no attribute {name!r}")
 
 
@@ -115,6 +125,6 @@ def validate_inputs(ctx) -> None:
 def run_dynamic_rules(ctx, on_result: Callable[[CheckResult, float], None]) -> None:
   """Runs every dynamic rule on a `Context` (in the confined child process)."""
   validate_inputs(ctx)
-  every_rule = rules()
+  every_rule = rules(ctx.api)
   done = {r.id: PASS for r in every_rule if r.static}
   run_rules(ctx, [r for r in every_rule if not r.static], done, on_result)

@@ -48,6 +48,21 @@ flags.DEFINE_list(
   "Rule families whose warnings count as failures (serving).",
   flag_values=FLAGS,
 )
+flags.DEFINE_string(
+  "api",
+  None,
+  "Also hold the module to a task contract (TF Hub's Common SavedModel APIs): "
+  "image_feature_vector, image_classification, text_embedding, text_preprocessor or "
+  "text_encoder. Default: the task the card names, if any.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_string(
+  "card",
+  None,
+  "A tfhub.dev card whose task tag names the contract (default: the card a registry "
+  "root keeps beside the archive).",
+  flag_values=FLAGS,
+)
 flags.DEFINE_float(
   "timeout",
   1800.0,
@@ -92,6 +107,8 @@ def main(args: List[str]) -> int:
       timeout=FLAGS.timeout,
       on_result=live,
       require=FLAGS.require,
+      api=FLAGS.api,
+      card=FLAGS.card,
     )
   except HubkitError as e:
     # The module could not be fetched (unreachable, 404, corrupt download):

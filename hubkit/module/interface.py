@@ -186,6 +186,22 @@ def float_outputs(outputs: Any) -> List[Any]:
   ]
 
 
+def named_outputs(outputs: Any) -> Optional[Dict[str, Any]]:
+  """A dict output as a signature carries it: each tensor under its key, a
+  list of tensors as `key_0`, `key_1`, ... (TF Hub encoders' `encoder_outputs`);
+  None when `outputs` is not a dict of those.
+  """
+  if not isinstance(outputs, dict):
+    return None
+  named = {}
+  for key, value in outputs.items():
+    if isinstance(value, (list, tuple)):
+      named.update({f"{key}_{i}": item for i, item in enumerate(value)})
+    else:
+      named[key] = value
+  return named if all(hasattr(v, "dtype") for v in named.values()) else None
+
+
 def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
   """What a module offers, JSON-ready: the record `hubkit.json` keeps.
 
@@ -231,14 +247,14 @@ def describe(obj: Any, module_dir: Optional[str] = None) -> Dict[str, Any]:
   if module_dir is None:
     record["signatures"] = _signatures(obj)
   else:
-    proto = _saved_model_proto(module_dir)
+    proto = saved_model_proto(module_dir)
     record["signatures"] = saved_signatures(proto)
     record["custom_ops"] = custom_ops(proto)
     record["op_packages"] = op_packages.packages_for(record["custom_ops"])
   return record
 
 
-def _saved_model_proto(module_dir: str) -> Any:
+def saved_model_proto(module_dir: str) -> Any:
   from hubkit.safety import ops
 
   return ops.parse(module_dir, full=True)

@@ -11,6 +11,7 @@ Example:
   op_packages.package_for("WordpieceTokenizeWithOffsets")  # "tensorflow-text"
 """
 
+import importlib
 from typing import Dict, List, Optional, Sequence
 
 # Ops registered under a namespace prefix.
@@ -21,6 +22,15 @@ _PREFIXES = {
   "TFRA>": "tensorflow-recommenders-addons",
   "SimpleML": "tensorflow-decision-forests",
   "Scann": "scann",
+}
+# pip package -> the Python module whose import registers its ops.
+_IMPORT_NAMES = {
+  "tensorflow-text": "tensorflow_text",
+  "tensorflow-addons": "tensorflow_addons",
+  "tensorflow-io": "tensorflow_io",
+  "tensorflow-recommenders-addons": "tensorflow_recommenders_addons",
+  "tensorflow-decision-forests": "tensorflow_decision_forests",
+  "scann": "scann",
 }
 # tensorflow-text's ops from before it used the TFText> prefix.
 _TENSORFLOW_TEXT = frozenset(
@@ -72,3 +82,24 @@ def packages_for(ops: Sequence[str]) -> Dict[str, List[str]]:
   for op in sorted(ops):
     found.setdefault(package_for(op) or "unknown", []).append(op)
   return found
+
+
+def import_packages(ops: Sequence[str]) -> List[str]:
+  """Imports the installed packages that register `ops`, so that a graph
+  using them loads; a package that is not installed is left for the load to
+  report (as "Op type not registered").
+
+  Returns:
+    The Python modules imported.
+  """
+  imported = []
+  for package in sorted(packages_for(ops)):
+    name = _IMPORT_NAMES.get(package)
+    if name is None:
+      continue
+    try:
+      importlib.import_module(name)
+    except ImportError:
+      continue
+    imported.append(name)
+  return imported

@@ -216,7 +216,8 @@ class ReusableModule(tf.train.Checkpoint):
     """Returns the `serving_default` concrete function (inference mode).
 
     The first input signature is used. Inputs are named after their position
-    in the input nest; a dict of tensors is returned as it is, a single
+    in the input nest; a dict of tensors is returned as it is (a list value
+    as `key_0`, `key_1`, ...: `interface.named_outputs`), a single
     tensor as {OUTPUT_NAME: tensor} (so that serving clients see what it
     is), any other output structure flattened as {"output_0": ..., ...}.
     """
@@ -228,8 +229,9 @@ class ReusableModule(tf.train.Checkpoint):
       outputs = self.__call__(
         tf.nest.pack_sequence_as(signature, list(flat_inputs)), training=False
       )
-      if isinstance(outputs, Mapping) and all(tf.is_tensor(v) for v in outputs.values()):
-        return outputs
+      named = interface.named_outputs(outputs)
+      if named is not None:
+        return named
       if tf.is_tensor(outputs):
         return {self.OUTPUT_NAME: outputs}
       return {f"output_{i}": t for i, t in enumerate(tf.nest.flatten(outputs))}

@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
 
+from hubkit.module.card_metadata import METADATA_LINE
 from hubkit.registry import tfhub_tags
 from hubkit.errors import UsageError
 
@@ -36,7 +37,6 @@ KINDS = {
 }
 REPEATABLE = ("task", "dataset", "language", "network-architecture")
 _FIRST_LINE = re.compile(r"^# (Module|Lite) ([a-z0-9-]+)/([\w.-]+(?:/[\w.-]+)*)/([0-9]+)$")
-_METADATA = re.compile(r"^<!--\s*([a-z-]+)\s*:\s*(.*?)\s*-->$")
 HANDLE = re.compile(r"^([a-z0-9][a-z0-9_-]*)/([a-z0-9][a-z0-9_.-]*)/([1-9][0-9]*)$")
 # tfhub.dev license ids -> the names Kaggle's model metadata uses.
 _KAGGLE_LICENSES = {
@@ -193,7 +193,7 @@ def validate_card_text(text: str) -> List[str]:
       break  # metadata ends at the first heading
     if not line.strip():
       continue
-    match = _METADATA.match(line.strip())
+    match = METADATA_LINE.match(line.strip())
     if not match:
       problems.append(
         f"line {number}: only metadata lines may come before the first heading, got {line!r}"
@@ -212,32 +212,6 @@ def validate_card_text(text: str) -> List[str]:
         f"{', '.join(map(str, numbers))}); it must appear once"
       )
   return problems
-
-
-def card_metadata(text: str) -> Tuple[str, Dict[str, List[str]], str]:
-  """Splits a card into its description, its metadata and the Markdown after.
-
-  Returns:
-    (the one-line description, {key: [values]} from the `<!-- key: value -->`
-    lines before the first heading, the card without those lines).
-  """
-  lines = text.splitlines()
-  description = next(
-    (line.strip() for line in lines[1:] if line.strip() and not line.lstrip().startswith("<!--")),
-    "",
-  )
-  values: Dict[str, List[str]] = {}
-  body = []
-  in_header = True
-  for number, line in enumerate(lines):
-    if number and line.startswith("#"):
-      in_header = False
-    match = _METADATA.match(line.strip()) if in_header else None
-    if match:
-      values.setdefault(match.group(1), []).append(match.group(2))
-    else:
-      body.append(line)
-  return description if not description.startswith("#") else "", values, "\n".join(body)
 
 
 def _value_problems(number: int, key: str, value: str, keys, suffix: str) -> List[str]:

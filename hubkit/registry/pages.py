@@ -39,6 +39,7 @@ from hubkit.registry import card as card_lib
 from hubkit.inspection import info as info_lib
 from hubkit.module import metadata
 from hubkit.utils.atomic import atomic_file
+from hubkit.module.card_metadata import card_metadata
 
 PAGE_NAME = "index.html"
 STATIC_DIR = "_static"  # not a valid publisher, so never a module's folder
@@ -325,7 +326,7 @@ def write_version_page(
     The page's path.
   """
   publisher, name, version = card_lib.parse_handle(handle)
-  description, tags, body = card_lib.card_metadata(card_text)
+  description, tags, body = card_metadata(card_text)
   diff_record = metadata.read_json_object(os.path.join(extras_dir, diff_name))
   check = info.get("last_check")
   if check:
@@ -400,7 +401,7 @@ def _version_summary(version: int, archive: str, card: str) -> Dict[str, Any]:
   extras = os.path.dirname(card)
   try:
     with open(card, encoding="utf-8", errors="replace") as f:
-      description, tags, _ = card_lib.card_metadata(f.read())
+      description, tags, _ = card_metadata(f.read())
   except OSError:
     description, tags = "", {}
   stat = os.stat(archive)
