@@ -5,7 +5,7 @@ child (`hubkit.checker.child`), one `Report`, remembered per content digest.
 import dataclasses
 import os
 import time
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from hubkit.cache import handles
 from hubkit.cache import resolver
@@ -16,6 +16,7 @@ from hubkit.checker import runner
 from hubkit.checker.report import FAIL, SKIP, WARN, CheckResult, Report
 from hubkit.errors import NotFoundError, UsageError
 from hubkit.module import check_records
+from hubkit.module import layout
 from hubkit.safety import signing
 from hubkit.version import __version__
 
@@ -215,3 +216,89 @@ def _check_local(
   finally:
     if confined is not None:
       confined.cancel()
+
+
+def module_paths(paths: Sequence[str]) -> List[str]:
+  """The modules `paths` name: each SavedModel directory, archive or URL as
+  it is; any other directory (a registry root, a repository of modules)
+  stands for every SavedModel directory and `.tar.gz` archive under it.
+
+  Hidden folders (a registry's staging folders) are left out, SavedModel
+  directories are not searched further, and an archive reachable under two
+  names (a registry keeps `<version>` and `<version>.tar.gz` as one file)
+  is checked once.
+
+  Raises:
+    NotFoundError: a path does not exist.
+    UsageError: a directory holds no module.
+  """
+  found: List[str] = []
+  for path in paths:
+    if handles.is_url(path) or not os.path.isdir(path) or layout.has_saved_model(path):
+      if not handles.is_url(path) and not os.path.exists(path):
+        raise NotFoundError(
+          f"{path} does not exist; pass a module folder, archive or registry root."
+        )
+      found.append(path)
+      continue
+    seen, inside = set(), []
+    for folder, dirs, files in os.walk(path):
+      dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+      if layout.has_saved_model(folder):
+        inside.append(folder)
+        dirs[:] = []
+        continue
+      for name in sorted(files):
+        full = os.path.join(folder, name)
+        registry_archive = name.isdigit() and os.path.isdir(f"{full}.d")
+        if not (name.endswith(".tar.gz") or registry_archive) or os.path.islink(full):
+          continue
+        key = (os.stat(full).st_dev, os.stat(full).st_ino)
+        if key not in seen:
+          seen.add(key)
+          inside.append(full)
+    if not inside:
+      raise UsageError(
+        f"{path} holds no module (no SavedModel folder or .tar.gz archive under it); pass a "
+        "module folder, an archive or a registry root."
+      )
+    found.extend(sorted(inside))
+  return found
+
+
+def check_modules(
+  paths: Sequence[str],
+  on_module: Optional[Callable[[str], None]] = None,
+  **options: Any,
+) -> List[Report]:
+  """Checks every module `paths` name (`module_paths`), one after another.
+
+  Each module gets its own confined child: a module is someone else's
+  program, and state it leaves in a process (patched functions, threads,
+  files in scratch) must not take part in judging the next one.
+
+  Args:
+    paths: module folders, archives, URLs, or folders holding modules.
+    on_module: called with each module's path before it is checked.
+    **options: `check_module`'s other arguments, the same for every module
+      (`reference` and `inputs` are per-module, so they are refused).
+
+  Returns:
+    One Report per module, in order.
+
+  Raises:
+    UsageError: `reference` or `inputs` with more than one module, or what
+      `module_paths` raises.
+  """
+  modules = module_paths(paths)
+  if len(modules) > 1 and (options.get("reference") or options.get("inputs")):
+    raise UsageError(
+      f"`reference` and `inputs` describe one module, but {len(modules)} are checked; "
+      "check that module on its own."
+    )
+  reports = []
+  for module in modules:
+    if on_module:
+      on_module(module)
+    reports.append(check_module(module, **options))
+  return reports

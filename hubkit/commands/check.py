@@ -1,25 +1,39 @@
-"""Checks that a module (SavedModel directory, .tar.gz archive or URL handle) loads,
-behaves and fine-tunes as the Reusable SavedModel interface promises.
+"""Checks that modules (SavedModel directories, .tar.gz archives, URL handles,
+or folders holding them such as a registry root) load, behave and fine-tune
+as the Reusable SavedModel interface promises, and keep their task's contract.
+
+  hubkit check MODULE [MODULE ...] [--api=TASK] [--format=table|sarif|junit]
 
 Static rules (files, ops) run first; the rules that load and call the module
 run only if those pass, in a confined child process (docs/security.md).
-Exit code 0 when it conforms (warnings allowed), 1 when a rule fails, 2 when
-the check could not run (including when confinement is unavailable and
+Exit code 0 when every module conforms (warnings allowed), 1 when a rule
+fails for any, 2 when a check could not run (including when confinement is unavailable and
 --unconfined was not given). Rules are documented in docs/rules.md.
 """
 
+import json
 import sys
 from typing import List, Optional
 
 from absl import flags
 
 from hubkit.utils.atomic import atomic_file, check_output_file
-from hubkit.commands import _common
+from hubkit.checker import report_formats
 from hubkit.errors import HubkitError, UsageError
 
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("json", None, "Also write the report as JSON to this file.", flag_values=FLAGS)
+flags.DEFINE_enum(
+  "format",
+  "table",
+  report_formats.FORMATS,
+  "How to print the report: a table, SARIF 2.1.0 (code scanning) or JUnit XML (CI test results).",
+  flag_values=FLAGS,
+)
+flags.DEFINE_string(
+  "output", None, "Write the --format report to this file instead of stdout.", flag_values=FLAGS
+)
 flags.DEFINE_string(
   "reference", None, "Source Keras model or export to compare outputs with.", flag_values=FLAGS
 )
@@ -87,18 +101,25 @@ def _print_live(result, seconds: float) -> None:
   print(f"  {result.id:<34} {result.status:<5} {seconds:7.2f} s", file=sys.stderr, flush=True)
 
 
+def _print_module(path: str) -> None:
+  print(f"checking {path}", file=sys.stderr, flush=True)
+
+
 def main(args: List[str]) -> int:
-  path = _common.one_positional("check", "module path", args)
-  if FLAGS.json:
-    check_output_file(FLAGS.json)
+  if not args:
+    raise UsageError("'hubkit check' needs a module path (or several, or a registry root).")
+  for path in (FLAGS.json, FLAGS.output):
+    if path:
+      check_output_file(path)
   from hubkit.checker import check
 
   # On a terminal, each rule is shown as it finishes instead of a minute of
-  # silence; piped output (logs, CI) stays exactly the final table.
-  live = _print_live if sys.stdout.isatty() else None
+  # silence; piped output (logs, CI) stays exactly the final report.
+  live = _print_live if sys.stderr.isatty() else None
   try:
-    report = check.check_module(
-      path,
+    reports = check.check_modules(
+      args,
+      on_module=_print_module if len(args) > 1 or live else None,
       reference=FLAGS.reference,
       inputs=FLAGS.inputs,
       tolerance=FLAGS.tolerance,
@@ -111,13 +132,22 @@ def main(args: List[str]) -> int:
       card=FLAGS.card,
     )
   except HubkitError as e:
-    # The module could not be fetched (unreachable, 404, corrupt download):
+    # A module could not be fetched (unreachable, 404, corrupt download):
     # the check did not run, which is exit code 2, not a verdict.
     raise UsageError(str(e)) from e
-  print(report.table())
+  text = report_formats.render(reports, FLAGS.format)
+  if FLAGS.output:
+    with atomic_file(FLAGS.output, "w") as f:
+      f.write(text)
+  else:
+    sys.stdout.write(text)
   if FLAGS.json:
     with atomic_file(FLAGS.json, "w") as f:
-      f.write(report.dumps())
-  if report.incomplete:
+      f.write(
+        reports[0].dumps()
+        if len(reports) == 1
+        else json.dumps({"reports": [r.to_json() for r in reports]}, indent=2, default=str) + "\n"
+      )
+  if any(r.incomplete for r in reports):
     return 2
-  return 0 if report.conforms else 1
+  return 0 if all(r.conforms for r in reports) else 1
