@@ -302,3 +302,27 @@ def check_modules(
       on_module(module)
     reports.append(check_module(module, **options))
   return reports
+
+
+def modules_holding(files: Sequence[str]) -> List[str]:
+  """The modules that changed `files` belong to (what a pre-commit hook gets):
+  for each file, the nearest folder above it holding a SavedModel, or the
+  file itself when it is a `.tar.gz` archive; files in no module are left out.
+
+  Returns:
+    Each module once, in the order first reached.
+  """
+  found: List[str] = []
+  for name in files:
+    path = os.path.abspath(name)
+    module = path if path.endswith(".tar.gz") and os.path.isfile(path) else None
+    folder = os.path.dirname(path)
+    while module is None and folder != os.path.dirname(folder):
+      if layout.has_saved_model(folder):
+        module = folder
+      folder = os.path.dirname(folder)
+    if module is not None:
+      module = os.path.relpath(module) if module.startswith(os.getcwd() + os.sep) else module
+      if module not in found:
+        found.append(module)
+  return found

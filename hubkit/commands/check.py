@@ -32,6 +32,19 @@ flags.DEFINE_enum(
   flag_values=FLAGS,
 )
 flags.DEFINE_string(
+  "sarif", None, "Also write the report as SARIF 2.1.0 to this file.", flag_values=FLAGS
+)
+flags.DEFINE_string(
+  "junit", None, "Also write the report as JUnit XML to this file.", flag_values=FLAGS
+)
+flags.DEFINE_bool(
+  "changed",
+  False,
+  "The arguments are changed files (as pre-commit passes them): check each module that "
+  "holds one (the nearest folder above it with a SavedModel), once.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_string(
   "output", None, "Write the --format report to this file instead of stdout.", flag_values=FLAGS
 )
 flags.DEFINE_string(
@@ -108,11 +121,16 @@ def _print_module(path: str) -> None:
 def main(args: List[str]) -> int:
   if not args:
     raise UsageError("'hubkit check' needs a module path (or several, or a registry root).")
-  for path in (FLAGS.json, FLAGS.output):
+  for path in (FLAGS.json, FLAGS.output, FLAGS.sarif, FLAGS.junit):
     if path:
       check_output_file(path)
   from hubkit.checker import check
 
+  if FLAGS.changed:
+    args = check.modules_holding(args)
+    if not args:
+      print("no module among the changed files; nothing to check")
+      return 0
   # On a terminal, each rule is shown as it finishes instead of a minute of
   # silence; piped output (logs, CI) stays exactly the final report.
   live = _print_live if sys.stderr.isatty() else None
@@ -141,6 +159,10 @@ def main(args: List[str]) -> int:
       f.write(text)
   else:
     sys.stdout.write(text)
+  for path, fmt in ((FLAGS.sarif, "sarif"), (FLAGS.junit, "junit")):
+    if path:
+      with atomic_file(path, "w") as f:
+        f.write(report_formats.render(reports, fmt))
   if FLAGS.json:
     with atomic_file(FLAGS.json, "w") as f:
       f.write(
