@@ -112,6 +112,12 @@ def made(tmp_path_factory):
     lambda x, t: tf.nn.dropout(pooled(x) + 1.0, 0.5) if t else pooled(x) + 1.0,
     [_IMAGES],
   )
+  paths["softmax"] = _save(
+    str(root / "softmax"),
+    lambda x, t: tf.nn.softmax(tf.matmul(pooled(x), dense)),
+    [_IMAGES],
+    [dense],
+  )
   paths["logits"] = _save(
     str(root / "logits"), lambda x, t: tf.matmul(pooled(x), dense), [_IMAGES], [dense]
   )
@@ -412,17 +418,17 @@ def test_the_task_comes_from_api_or_the_card(tmp_path):
 @pytest.mark.slow
 def test_check_holds_a_module_to_its_card_task_and_the_cli_to_its_flag(made, tmp_path, capsys):
   card = tmp_path / "README.md"
-  card.write_text("# Module me/mobilenet/1\nFeatures.\n<!-- task: image-feature-vector -->\n")
-  report = hubkit.check_module(made["mobilenet_features"], card=str(card))
+  card.write_text("# Module me/features/1\nFeatures.\n<!-- task: image-feature-vector -->\n")
+  report = hubkit.check_module(made["library_images"], card=str(card))
   assert report.conforms, report.table()
   assert report.result("api.image_feature_vector.output").status == "pass"
   assert report.figures["api"] == "image_feature_vector"
   assert not any(r.id.startswith("api.text") for r in report.results)
-  # Confined, through the command line: the softmax classifier breaks one clause.
-  code = cli.main(["hubkit", "check", made["mobilenet_softmax"], "--api=image_classification"])
+  # Confined, through the command line: a softmax classifier breaks one clause.
+  code = cli.main(["hubkit", "check", made["softmax"], "--api=image_classification"])
   out = capsys.readouterr().out
   assert code == 1 and "api.image_classification.logits" in out and "softmax" in out
-  assert cli.main(["hubkit", "check", made["mobilenet_softmax"], "--api=segmentation"]) == 2
+  assert cli.main(["hubkit", "check", made["softmax"], "--api=segmentation"]) == 2
   assert (
     "--api=segmentation is not a task hubkit has a contract for; valid:" in capsys.readouterr().err
   )

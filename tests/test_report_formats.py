@@ -61,10 +61,10 @@ def checked(tmp_path_factory):
   cwd = os.getcwd()
   os.chdir(repo)
   try:
-    out = {}
-    for fmt in ("sarif", "junit", "table"):
-      code = cli.main(["hubkit", "check", ".", f"--format={fmt}", f"--output=report.{fmt}"])
-      out[fmt] = (code, (repo / f"report.{fmt}").read_text())
+    # One run writes all three; the library call gives the reports to compare with.
+    argv = ["hubkit", "check", ".", "--output=report.table"]
+    code = cli.main([*argv, "--sarif=report.sarif", "--junit=report.junit"])
+    out = {fmt: (code, (repo / f"report.{fmt}").read_text()) for fmt in ("sarif", "junit", "table")}
     reports = check.check_modules(["."])
   finally:
     os.chdir(cwd)
@@ -175,3 +175,12 @@ def test_a_registry_root_stands_for_each_published_version_once(tmp_path):
     check.check_modules([str(root)], reference=module)
   assert cli.main(["hubkit", "check", str(tmp_path / "empty")]) == 2
   assert cli.main(["hubkit", "check", module, "--format=xml"]) == 2
+
+
+def test_format_prints_the_report_on_stdout(tmp_path, capsys):
+  stray = broken_modules.stray_file(str(tmp_path / "stray"))  # fails statically: fast
+  assert cli.main(["hubkit", "check", stray, "--format=sarif"]) == 1
+  results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+  assert [r["ruleId"] for r in results if r["level"] == "error"] == ["layout.saved_model"]
+  assert cli.main(["hubkit", "check", stray, "--format=junit"]) == 1
+  assert capsys.readouterr().out.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites')

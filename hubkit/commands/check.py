@@ -133,7 +133,7 @@ def main(args: List[str]) -> int:
       return 0
   # On a terminal, each rule is shown as it finishes instead of a minute of
   # silence; piped output (logs, CI) stays exactly the final report.
-  live = _print_live if sys.stderr.isatty() else None
+  live = _print_live if sys.stdout.isatty() else None
   try:
     reports = check.check_modules(
       args,
