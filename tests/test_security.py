@@ -332,9 +332,13 @@ ARCHIVES = {
 
 
 @pytest.mark.parametrize("kind", sorted(ARCHIVES))
-def test_archive_limits_refuse_with_nothing_left(kind, tmp_path, fresh_cache, capsys):
+def test_archive_limits_refuse_with_nothing_left(kind, tmp_path, fresh_cache, capsys, monkeypatch):
   build, message = ARCHIVES[kind]
   path = build(tmp_path)
+  # A temporary folder of this test's own: other tests (other pytest-xdist
+  # workers) make and remove theirs in the shared one meanwhile.
+  (tmp_path / "tmp").mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
   before = set(os.listdir(tempfile.gettempdir()))
   assert message in helpers.cli_error(capsys, ["check", path])
   with pytest.raises(hubkit.UsageError, match=message):
