@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from hubkit.checker.context import Context
 from hubkit.checker.rule_table import RuleFailed, RuleSkipped, rule
+from hubkit.checker.rules_behavior import looks_like_probabilities, op_types
 from hubkit.module import interface
 
 _IMAGES = ("image_feature_vector", "image_classification")
@@ -142,10 +143,7 @@ def _has_batch_norm(ctx: Context) -> bool:
   concrete = interface.concrete_for(ctx.obj.__call__, True) or interface.concrete_for(
     ctx.obj.__call__, None
   )
-  graph = concrete.graph.as_graph_def() if concrete is not None else None
-  ops = {n.op for n in graph.node} if graph else set()
-  if graph:
-    ops.update(n.op for f in graph.library.function for n in f.node_def)
+  ops = op_types(concrete) if concrete is not None else set()
   return any(op.startswith("FusedBatchNorm") for op in ops)
 
 
@@ -234,9 +232,7 @@ def check_classification_output(ctx: Context):
 def check_logits(ctx: Context):
   _, outputs = _image_output(ctx, "[batch, num_classes]")
   scores = np.concatenate(outputs)
-  if (
-    scores.shape[1] > 1 and np.all(scores >= 0) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
-  ):
+  if looks_like_probabilities(scores):
     raise RuleFailed(
       f"every row of the {scores.shape[1]} scores is non-negative and sums to 1: the module "
       "returns softmax probabilities; the contract wants logits"

@@ -41,7 +41,18 @@ _NORM_OPS = frozenset(
 )
 
 
-def _op_types(concrete) -> set:
+def looks_like_probabilities(out: np.ndarray) -> bool:
+  """Whether every row of `out` is non-negative and sums to 1 (a softmax)."""
+  return bool(
+    out.ndim >= 2
+    and out.shape[-1] > 1
+    and (out >= 0).all()
+    and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3)
+  )
+
+
+def op_types(concrete) -> set:
+  """Every op type a concrete function's graph runs, its library functions included."""
   graph = concrete.graph.as_graph_def()
   ops = {node.op for node in graph.node}
   for function in graph.library.function:
@@ -114,7 +125,7 @@ def _training_mode(ctx: Context, obj: Any) -> str:
   concrete = interface.concrete_for(obj.__call__, True)
   if concrete is None:
     raise RuleSkipped("no training=True trace (see interface.training_traces)")
-  ops = _op_types(concrete)
+  ops = op_types(concrete)
   has_random, has_norm = bool(ops & _RANDOM_OPS), bool(ops & _NORM_OPS)
   trainable = {id(v) for v in obj.trainable_variables}
   state = [v for v in obj.variables if id(v) not in trainable]
@@ -188,11 +199,6 @@ def check_parity(ctx: Context):
 )
 def check_logits(ctx: Context):
   for index, out in enumerate(float_outputs(ctx.call(ctx.obj))):
-    if (
-      out.ndim >= 2
-      and out.shape[-1] > 1
-      and (out >= 0).all()
-      and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3)
-    ):
+    if looks_like_probabilities(out):
       raise RuleWarning(f"output {index} looks like probabilities (non-negative rows summing to 1)")
   return "outputs do not look like probabilities"
